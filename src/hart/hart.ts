@@ -1,0 +1,125 @@
+// The TypeScript face of the wasm hart: loads the module once, binds a state block in machine
+// memory, and exposes the architectural state through typed views.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import * as L from "./layout.js";
+import type { MachineMemory } from "../machine/memory.js";
+
+export interface HartExports {
+  reset(state: number, hartid: bigint): void;
+  run(state: number, budget: bigint): number;
+  mmioDone(state: number, value: bigint): void;
+  hostTrap(state: number, cause: bigint, tval: bigint): number;
+  flushTlb(state: number): void;
+  pendingIrq(state: number): bigint;
+  enableMarker(on: number): void;
+}
+
+export const Exit = {
+  Budget: L.EXIT_BUDGET,
+  Wfi: L.EXIT_WFI,
+  Trap: L.EXIT_TRAP,
+  Mmio: L.EXIT_MMIO,
+  Watch: L.EXIT_WATCH,
+  Marker: 5,
+} as const;
+
+let compiled: WebAssembly.Module | undefined;
+
+export function hartModule(): WebAssembly.Module {
+  if (!compiled) {
+    const path = fileURLToPath(new URL("../../../build/hart.wasm", import.meta.url));
+    compiled = new WebAssembly.Module(readFileSync(path));
+  }
+  return compiled;
+}
+
+// One wasm instance per thread and machine memory; it can run any hart in that memory.
+export function instantiateHart(mem: MachineMemory): HartExports {
+  const inst = new WebAssembly.Instance(hartModule(), { env: { memory: mem.memory } });
+  return inst.exports as unknown as HartExports;
+}
+
+export interface MmioAccess {
+  addr: bigint;
+  size: number;
+  isStore: boolean;
+  value: bigint; // store data
+}
+
+export const CSR_NAMES = ["mstatus", "mepc", "mcause", "mtval", "sstatus", "sepc", "scause", "stval", "satp"] as const;
+
+export class Hart {
+  private regs: BigInt64Array;
+
+  constructor(readonly mem: MachineMemory, readonly wasm: HartExports, readonly base: number, readonly id: number) {
+    this.regs = new BigInt64Array(mem.buffer, base, L.HART_STATE_BYTES / 8);
+    wasm.reset(base, BigInt(id));
+  }
+
+  private field(off: number): bigint { return this.regs[off / 8]!; }
+  private setField(off: number, v: bigint): void { this.regs[off / 8] = v; }
+
+  run(budget: number): number { return this.wasm.run(this.base, BigInt(budget)); }
+
+  get pc(): bigint { return BigInt.asUintN(64, this.field(L.HART_PC)); }
+  set pc(v: bigint) { this.setField(L.HART_PC, BigInt.asIntN(64, v)); }
+  get priv(): number { return Number(this.field(L.HART_PRIV)); }
+  set priv(v: number) { this.setField(L.HART_PRIV, BigInt(v)); }
+  x(i: number): bigint { return this.regs[i]!; }
+  setX(i: number, v: bigint): void { if (i !== 0) this.regs[i] = BigInt.asIntN(64, v); }
+  f(i: number): bigint { return this.regs[32 + i]!; }
+  get instret(): bigint { return this.field(L.HART_INSTRET); }
+  get time(): bigint { return this.field(L.HART_TIME); }
+  set time(v: bigint) { this.setField(L.HART_TIME, v); }
+  get mip(): bigint { return this.field(L.HART_MIP); }
+  set mip(v: bigint) { this.setField(L.HART_MIP, v); }
+  get mie(): bigint { return this.field(L.HART_MIE); }
+  get waiting(): boolean { return this.field(L.HART_WFI) !== 0n; }
+  csr(off: number): bigint { return this.field(off); }
+  setCsr(off: number, v: bigint): void { this.setField(off, v); }
+
+  setRam(guestBase: bigint, size: number, hostOffset: number): void {
+    this.setField(L.HART_RAM_BASE, guestBase);
+    this.setField(L.HART_RAM_SIZE, BigInt(size));
+    this.setField(L.HART_RAM_HOST, BigInt(hostOffset));
+    this.wasm.flushTlb(this.base);
+  }
+
+  setWatch(addr: bigint | undefined): void {
+    this.setField(L.HART_WATCH, addr === undefined ? -1n : addr);
+    this.wasm.flushTlb(this.base);
+  }
+
+  setFlags(flags: number): void { this.setField(L.HART_FLAGS, BigInt(flags)); }
+
+  // The MMIO access that the last EXIT_MMIO describes.
+  mmio(): MmioAccess {
+    const info = Number(this.field(L.HART_EXIT_INFO) & 0xffffffffn);
+    return {
+      addr: BigInt.asUintN(64, this.field(L.HART_EXIT_ADDR)),
+      size: info & 0xff,
+      isStore: ((info >> 8) & 1) === 1,
+      value: BigInt.asUintN(64, this.field(L.HART_EXIT_DATA)),
+    };
+  }
+
+  mmioDone(value = 0n): void { this.wasm.mmioDone(this.base, BigInt.asIntN(64, value)); }
+
+  trap(cause: bigint, tval: bigint): number { return this.wasm.hostTrap(this.base, cause, BigInt.asIntN(64, tval)); }
+
+  get exitCause(): bigint { return BigInt.asUintN(64, this.field(L.HART_EXIT_CAUSE)); }
+  get exitTval(): bigint { return BigInt.asUintN(64, this.field(L.HART_EXIT_TVAL)); }
+
+  stats(): Record<string, number> {
+    return {
+      tlbMisses: Number(this.field(L.HART_STAT_TLB_MISS)),
+      pageWalks: Number(this.field(L.HART_STAT_WALK)),
+      l2TlbHits: Number(this.field(L.HART_STAT_L2_HIT)),
+      traps: Number(this.field(L.HART_STAT_TRAP)),
+      interrupts: Number(this.field(L.HART_STAT_IRQ)),
+      mmioExits: Number(this.field(L.HART_STAT_MMIO)),
+      tlbFlushes: Number(this.field(L.HART_STAT_FLUSH)),
+    };
+  }
+}

@@ -1,0 +1,87 @@
+// The fixed layout of one hart's state in machine memory, shared by the AssemblyScript hart
+// (src/hart/asm) and the TypeScript host. Plain untyped constants so that both compilers accept
+// this file. Every field is 8 bytes unless noted; a snapshot of a hart is a copy of these bytes.
+
+export const HART_X = 0; // x0..x31
+export const HART_F = 256; // f0..f31, raw bits (binary32 values NaN-boxed)
+export const HART_PC = 512;
+export const HART_PRIV = 520; // 0 U, 1 S, 3 M
+export const HART_FCSR = 528; // frm << 5 | fflags
+export const HART_MSTATUS = 536;
+export const HART_MISA = 544;
+export const HART_MEDELEG = 552;
+export const HART_MIDELEG = 560;
+export const HART_MIE = 568;
+export const HART_MIP = 576;
+export const HART_MTVEC = 584;
+export const HART_MSCRATCH = 592;
+export const HART_MEPC = 600;
+export const HART_MCAUSE = 608;
+export const HART_MTVAL = 616;
+export const HART_MCOUNTEREN = 624;
+export const HART_MENVCFG = 632;
+export const HART_STVEC = 640;
+export const HART_SSCRATCH = 648;
+export const HART_SEPC = 656;
+export const HART_SCAUSE = 664;
+export const HART_STVAL = 672;
+export const HART_SATP = 680;
+export const HART_SCOUNTEREN = 688;
+export const HART_SENVCFG = 696;
+export const HART_MHARTID = 704;
+export const HART_INSTRET = 712; // minstret
+export const HART_CYCLE_DELTA = 720; // mcycle = minstret + delta (one instruction per cycle)
+export const HART_TIME = 728; // the time CSR; written by the host
+export const HART_WFI = 736; // nonzero while the hart waits for an interrupt
+export const HART_RES_ADDR = 744; // LR reservation: physical host offset, -1 when none
+export const HART_RES_VALUE = 752;
+export const HART_MCOUNTINHIBIT = 760;
+
+// Filled by run() when it returns an exit code that needs the host.
+export const HART_EXIT_CAUSE = 768; // trap cause (interrupt bit 63) for EXIT_TRAP
+export const HART_EXIT_TVAL = 776;
+export const HART_EXIT_ADDR = 784; // physical address of an MMIO access
+export const HART_EXIT_DATA = 792; // store value of an MMIO store
+export const HART_EXIT_INFO = 800; // MMIO: size | isStore << 8 | rd << 16 | signed << 24 | fp << 25 | insnLen << 28
+
+export const HART_FLAGS = 808; // FLAG_* below
+export const HART_RAM_BASE = 816; // guest-physical base of the RAM window
+export const HART_RAM_SIZE = 824;
+export const HART_RAM_HOST = 832; // byte offset of that window in machine memory
+export const HART_WATCH = 840; // physical address whose stores end run() with EXIT_WATCH; -1 none
+
+// Counters that explain behaviour (read by the host; never reset by the hart).
+export const HART_STAT_TLB_MISS = 896;
+export const HART_STAT_WALK = 904;
+export const HART_STAT_L2_HIT = 912;
+export const HART_STAT_TRAP = 920;
+export const HART_STAT_IRQ = 928;
+export const HART_STAT_MMIO = 936;
+export const HART_STAT_FLUSH = 944;
+
+// Translation caches live in the same block (see src/hart/asm/mmu.ts).
+export const HART_L1TLB = 4096;
+export const L1_ENTRIES = 256; // per context and access kind, direct mapped
+export const L1_ENTRY_BYTES = 16; // tag, host addend
+export const L1_KIND_BYTES = 4096; // L1_ENTRIES * L1_ENTRY_BYTES
+export const L1_CTX_BYTES = 12288; // read, write, fetch tables
+export const HART_L2TLB = 45056; // after 3 contexts: phys, S, U
+export const L2_ENTRIES = 1024;
+export const L2_ENTRY_BYTES = 32; // vpage tag, asid|valid|global, leaf pte, pte address
+export const HART_STATE_BYTES = 131072;
+
+export const FLAG_EXIT_ON_MTRAP = 1; // traps that would enter M-mode end run() (the host is M-mode)
+
+// Exit codes of run().
+export const EXIT_BUDGET = 0; // budget spent
+export const EXIT_WFI = 1; // waiting for an interrupt; pc is past the wfi
+export const EXIT_TRAP = 2; // a trap would enter M-mode; pc is the trapping instruction
+export const EXIT_MMIO = 3; // load/store outside RAM; pc is the instruction; see HART_EXIT_*
+export const EXIT_WATCH = 4; // a store hit HART_WATCH; pc is past the store
+
+export const PRIV_U = 0;
+export const PRIV_S = 1;
+export const PRIV_M = 3;
+
+// The region at the bottom of machine memory that the wasm module itself uses (static data).
+export const MODULE_RESERVED_BYTES = 65536;
