@@ -98,6 +98,8 @@ export class BareMachine {
     for (;;) {
       this.updateInterrupts();
       let budget = SLICE;
+      const left = max - this.hart.instret + 1n;
+      if (left < BigInt(budget)) budget = Number(left);
       const toTimer = this.clint.mtimecmp - this.mtime();
       if (toTimer > 0n && toTimer * BigInt(TICK_INSTRUCTIONS) < BigInt(budget)) budget = Number(toTimer) * TICK_INSTRUCTIONS;
       const code = this.hart.run(budget);

@@ -270,48 +270,64 @@ export function run(state: usize, budget: i64): i32 {
   markCtx();
   markIrq();
   let rT: usize = 0, wT: usize = 0;
-  let fpage: i64 = -1, fadd: i64 = 0;
+  // The virtual base of the current fetch page and its host addend. Invalidation points fpage at
+  // a page next to pc's, which the next fetch (from pc) cannot match; fetches from the last
+  // halfword of a page always take the slow path.
+  let fpage: i64 = 0, fadd: i64 = 0;
+  // count reaches `limit` at the budget, or at once when a slow path may have set `attn`: the
+  // per-instruction check is a single compare.
+  let limit: i64 = 0;
   let result: i32 = EXIT_BUDGET;
 
   while (true) {
-    if (attn) {
-      clearAttn();
-      count -= gUncount;
-      setUncount(0);
-      if (gExit >= 0) { result = gExit; break; }
-      if (ctxDirty) {
-        clearCtx();
-        const dctx = ctxOf(dataPriv());
-        rT = l1Table(dctx, KIND_R);
-        wT = l1Table(dctx, KIND_W);
-        fpage = -1;
+    if (count >= limit) {
+      if (attn) {
+        clearAttn();
+        count -= gUncount;
+        setUncount(0);
+        if (gExit >= 0) { result = gExit; break; }
+        if (ctxDirty) {
+          clearCtx();
+          const dctx = ctxOf(dataPriv());
+          rT = l1Table(dctx, KIND_R);
+          wT = l1Table(dctx, KIND_W);
+          fpage = (pc & ~0xFFF) ^ 0x1000;
+        }
+        if (irqCheck) {
+          clearIrq();
+          setPC(pc);
+          if (checkInterrupts()) { pc = gPC; limit = 0; continue; }
+        }
       }
-      if (irqCheck) {
-        clearIrq();
-        setPC(pc);
-        if (checkInterrupts()) { pc = gPC; continue; }
-      }
+      if (count >= budget) break;
+      limit = budget;
     }
-    if (count >= budget) break;
     count++;
 
-    if ((pc & ~0xFFF) != fpage) {
-      setPC(pc);
-      const h = fetchHost(pc);
-      if (h < 0) { pc = except(pc, excCause, excTval); continue; }
-      fpage = pc & ~0xFFF;
-      fadd = (h - (pc & 0xFFF)) - fpage;
-    }
-    let insn: u32 = <u32>load<u16>(<usize>(pc + fadd));
-    if ((insn & 3) == 3) {
-      if ((pc & 0xFFF) != 0xFFE) {
-        insn = load<u32>(<usize>(pc + fadd));
-      } else {
+    let insn: u32;
+    if (<u64>(pc - fpage) < 0xFFE) {
+      insn = load<u32>(<usize>(pc + fadd));
+    } else {
+      if ((pc & ~0xFFF) != fpage) {
         setPC(pc);
-        const h2 = fetchHost(pc + 2);
-        if (h2 < 0) { pc = except(pc, excCause, excTval); continue; }
-        insn |= <u32>load<u16>(<usize>h2) << 16;
+        const h = fetchHost(pc);
+        if (h < 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
+        fpage = pc & ~0xFFF;
+        fadd = (h - (pc & 0xFFF)) - fpage;
       }
+      insn = <u32>load<u16>(<usize>(pc + fadd));
+      if ((insn & 3) == 3) {
+        if ((pc & 0xFFF) != 0xFFE) {
+          insn = load<u32>(<usize>(pc + fadd));
+        } else {
+          setPC(pc);
+          const h2 = fetchHost(pc + 2);
+          if (h2 < 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
+          insn |= <u32>load<u16>(<usize>h2) << 16;
+        }
+      }
+    }
+    if ((insn & 3) == 3) {
       const rd = (insn >>> 7) & 31;
       const rs1 = (insn >>> 15) & 31;
       const f3 = (insn >>> 12) & 7;
@@ -327,9 +343,9 @@ export function run(state: usize, budget: i64): i32 {
             case 4: v = ld1(rT, va); break;
             case 5: v = ld2(rT, va); break;
             case 6: v = ld4(rT, va); break;
-            default: pc = except(pc, CAUSE_ILLEGAL, insn); continue;
+            default: pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue;
           }
-          if (excCause >= 0) { pc = memFault(pc, info(1 << (f3 & 3), 0, rd, f3 < 4 ? 1 : 0, 0), 4); continue; }
+          if (excCause >= 0) { pc = memFault(pc, info(1 << (f3 & 3), 0, rd, f3 < 4 ? 1 : 0, 0), 4); limit = 0; continue; }
           setXr(s, rd, v);
           pc += 4;
           continue;
@@ -342,11 +358,11 @@ export function run(state: usize, budget: i64): i32 {
             case 1: st2(wT, va, v); break;
             case 2: st4(wT, va, v); break;
             case 3: st8(wT, va, v); break;
-            default: pc = except(pc, CAUSE_ILLEGAL, insn); continue;
+            default: pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue;
           }
           if (excCause >= 0) {
             store<i64>(S + 792, v);
-            pc = memFault(pc, info(1 << f3, 1, 0, 0, 0), 4);
+            pc = memFault(pc, info(1 << f3, 1, 0, 0, 0), 4); limit = 0;
             continue;
           }
           pc += 4;
@@ -359,10 +375,10 @@ export function run(state: usize, budget: i64): i32 {
           switch (f3) {
             case 0: v = a + imm; break;
             case 1:
-              if ((insn >>> 26) != 0) { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+              if ((insn >>> 26) != 0) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
               v = a << (imm & 63); break;
             case 2:
-              if (insn == MARKER && markerEnabled) { setExit(EXIT_MARKER); pc += 4; continue; }
+              if (insn == MARKER && markerEnabled) { setExit(EXIT_MARKER); pc += 4; limit = 0; continue; }
               v = a < imm ? 1 : 0; break;
             case 3: v = <u64>a < <u64>imm ? 1 : 0; break;
             case 4: v = a ^ imm; break;
@@ -370,7 +386,7 @@ export function run(state: usize, budget: i64): i32 {
               const f6 = insn >>> 26;
               if (f6 == 0) v = a >>> (imm & 63);
               else if (f6 == 0x10) v = a >> (imm & 63);
-              else { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+              else { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
               break;
             }
             case 6: v = a | imm; break;
@@ -411,7 +427,7 @@ export function run(state: usize, budget: i64): i32 {
             v = a - b;
           } else if (f7 == 0x20 && f3 == 5) {
             v = a >> (b & 63);
-          } else { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+          } else { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
           setXr(s, rd, v);
           pc += 4;
           continue;
@@ -427,7 +443,7 @@ export function run(state: usize, budget: i64): i32 {
             case 5: taken = a >= b; break;
             case 6: taken = <u64>a < <u64>b; break;
             case 7: taken = <u64>a >= <u64>b; break;
-            default: pc = except(pc, CAUSE_ILLEGAL, insn); continue;
+            default: pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue;
           }
           if (taken) {
             pc += <i64>((<i32>(insn & 0x80000000) >> 19) | <i32>((insn & 0x80) << 4) |
@@ -436,7 +452,7 @@ export function run(state: usize, budget: i64): i32 {
           continue;
         }
         case 0x19: { // JALR
-          if (f3 != 0) { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+          if (f3 != 0) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
           const t = (X(s, rs1) + <i64>(<i32>insn >> 20)) & ~1;
           setXr(s, rd, pc + 4);
           pc = t;
@@ -467,7 +483,7 @@ export function run(state: usize, budget: i64): i32 {
           else if (f3 == 1 && (insn >>> 25) == 0) v = <i64>(<i32>a << sh);
           else if (f3 == 5 && (insn >>> 25) == 0) v = <i64><i32>(<u32>a >>> sh);
           else if (f3 == 5 && (insn >>> 25) == 0x20) v = <i64>(<i32>a >> sh);
-          else { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+          else { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
           setXr(s, rd, v);
           pc += 4;
           continue;
@@ -486,19 +502,19 @@ export function run(state: usize, budget: i64): i32 {
           else if (f7 == 1) {
             switch (f3) {
               case 0: v = <i64>(aw * bw); break;
-              case 4: v = bw == 0 ? -1 : bw == -1 ? <i64>(0 - aw) : <i64>(aw / bw); break;
+              case 4: v = bw == 0 ? -1 : bw == -1 ? <i64><i32>(0 - aw) : <i64>(aw / bw); break;
               case 5: v = bw == 0 ? -1 : <i64><i32>(<u32>aw / <u32>bw); break;
               case 6: v = bw == 0 ? <i64>aw : bw == -1 ? 0 : <i64>(aw % bw); break;
               case 7: v = bw == 0 ? <i64>aw : <i64><i32>(<u32>aw % <u32>bw); break;
-              default: pc = except(pc, CAUSE_ILLEGAL, insn); continue;
+              default: pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue;
             }
-          } else { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+          } else { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
           setXr(s, rd, v);
           pc += 4;
           continue;
         }
         case 0x03: { // MISC-MEM: fence, fence.i (no decode cache, so nothing to flush)
-          if (f3 > 1) { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+          if (f3 > 1) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
           pc += 4;
           continue;
         }
@@ -507,60 +523,63 @@ export function run(state: usize, budget: i64): i32 {
           setCount(count);
           if (f3 == 0) {
             const npc = system(insn, pc);
-            if (excCause >= 0) { pc = except(pc, excCause, excTval); continue; }
+            if (excCause >= 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
             pc = npc;
+            limit = 0;
             continue;
           }
-          if (f3 == 4) { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+          if (f3 == 4) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
           csrInsn(insn);
-          if (excCause >= 0) { pc = except(pc, excCause, excTval); continue; }
+          if (excCause >= 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
           pc += 4;
+          limit = 0;
           continue;
         }
         case 0x0B: { // AMO
           amo(insn);
-          if (excCause >= 0) { pc = except(pc, excCause, excTval); continue; }
+          if (excCause >= 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
           pc += 4;
           continue;
         }
         case 0x01: { // LOAD-FP
-          if (fsOff() || (f3 != 2 && f3 != 3)) { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+          if (fsOff() || (f3 != 2 && f3 != 3)) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
           const va = X(s, rs1) + <i64>(<i32>insn >> 20);
           const v = f3 == 3 ? ld8(rT, va) : ld4(rT, va) | <i64>0xFFFFFFFF00000000;
-          if (excCause >= 0) { pc = memFault(pc, info(f3 == 3 ? 8 : 4, 0, rd, 0, 1), 4); continue; }
+          if (excCause >= 0) { pc = memFault(pc, info(f3 == 3 ? 8 : 4, 0, rd, 0, 1), 4); limit = 0; continue; }
           store<i64>(s + HART_F + (<usize>rd << 3), v);
           dirtyFs();
           pc += 4;
           continue;
         }
         case 0x09: { // STORE-FP
-          if (fsOff() || (f3 != 2 && f3 != 3)) { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+          if (fsOff() || (f3 != 2 && f3 != 3)) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
           const va = X(s, rs1) + <i64>(((<i32>insn >> 20) & ~31) | <i32>rd);
           const v = load<i64>(s + HART_F + (<usize>((insn >>> 20) & 31) << 3));
           if (f3 == 3) st8(wT, va, v); else st4(wT, va, v);
           if (excCause >= 0) {
             store<i64>(S + 792, v);
-            pc = memFault(pc, info(f3 == 3 ? 8 : 4, 1, 0, 0, 1), 4);
+            pc = memFault(pc, info(f3 == 3 ? 8 : 4, 1, 0, 0, 1), 4); limit = 0;
             continue;
           }
           pc += 4;
           continue;
         }
         case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: { // FMA, OP-FP
-          if (fsOff()) { pc = except(pc, CAUSE_ILLEGAL, insn); continue; }
+          if (fsOff()) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
           fpInsn(insn);
-          if (excCause >= 0) { pc = except(pc, excCause, excTval); continue; }
+          if (excCause >= 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
           pc += 4;
           continue;
         }
         default:
           pc = except(pc, CAUSE_ILLEGAL, insn);
+          limit = 0;
           continue;
       }
     }
 
     // Compressed instructions (RVC, unprivileged spec chapter 16).
-    const c = insn;
+    const c = insn & 0xFFFF; // the fast fetch path loads 32 bits; keep only the halfword
     const rdc = (c >>> 7) & 31;
     const rs2c = (c >>> 2) & 31;
     const rdp = 8 + ((c >>> 2) & 7); // rd' / rs2'
@@ -569,26 +588,26 @@ export function run(state: usize, budget: i64): i32 {
     switch (((c & 3) << 3) | (c >>> 13)) {
       case 0x00: { // c.addi4spn
         const imm = ((c >>> 7) & 0x30) | ((c >>> 1) & 0x3C0) | ((c >>> 4) & 4) | ((c >>> 2) & 8);
-        if (imm == 0) { pc = except(pc, CAUSE_ILLEGAL, c); continue; }
+        if (imm == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
         setXr(s, rdp, X(s, 2) + <i64>imm);
         pc += 2;
         continue;
       }
       case 0x01: case 0x03: case 0x02: { // c.fld, c.ld, c.lw
         const f = c >>> 13;
-        if (f == 1 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); continue; }
+        if (f == 1 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
         const imm = f == 2 ? ((c >>> 7) & 0x38) | ((c >>> 4) & 4) | ((c << 1) & 0x40)
           : ((c >>> 7) & 0x38) | ((c << 1) & 0xC0);
         const va = X(s, rs1p) + <i64>imm;
         const v = f == 2 ? sx32(ld4(rT, va)) : ld8(rT, va);
-        if (excCause >= 0) { pc = memFault(pc, info(f == 2 ? 4 : 8, 0, rdp, 1, f == 1 ? 1 : 0), 2); continue; }
+        if (excCause >= 0) { pc = memFault(pc, info(f == 2 ? 4 : 8, 0, rdp, 1, f == 1 ? 1 : 0), 2); limit = 0; continue; }
         if (f == 1) { store<i64>(s + HART_F + (<usize>rdp << 3), v); dirtyFs(); } else setXr(s, rdp, v);
         pc += 2;
         continue;
       }
       case 0x05: case 0x06: case 0x07: { // c.fsd, c.sw, c.sd
         const f = c >>> 13;
-        if (f == 5 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); continue; }
+        if (f == 5 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
         const imm = f == 6 ? ((c >>> 7) & 0x38) | ((c >>> 4) & 4) | ((c << 1) & 0x40)
           : ((c >>> 7) & 0x38) | ((c << 1) & 0xC0);
         const va = X(s, rs1p) + <i64>imm;
@@ -596,7 +615,7 @@ export function run(state: usize, budget: i64): i32 {
         if (f == 6) st4(wT, va, v); else st8(wT, va, v);
         if (excCause >= 0) {
           store<i64>(S + 792, v);
-          pc = memFault(pc, info(f == 6 ? 4 : 8, 1, 0, 0, f == 5 ? 1 : 0), 2);
+          pc = memFault(pc, info(f == 6 ? 4 : 8, 1, 0, 0, f == 5 ? 1 : 0), 2); limit = 0;
           continue;
         }
         pc += 2;
@@ -607,7 +626,7 @@ export function run(state: usize, budget: i64): i32 {
         pc += 2;
         continue;
       case 0x09: // c.addiw
-        if (rdc == 0) { pc = except(pc, CAUSE_ILLEGAL, c); continue; }
+        if (rdc == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
         setXr(s, rdc, sx32(X(s, rdc) + imm6));
         pc += 2;
         continue;
@@ -619,10 +638,10 @@ export function run(state: usize, budget: i64): i32 {
         if (rdc == 2) {
           const imm = (<i32>(c << 19) >> 22 & ~0x1FF) | <i32>((c >>> 2) & 0x10) | <i32>((c << 1) & 0x40) |
             <i32>((c << 4) & 0x180) | <i32>((c << 3) & 0x20);
-          if (imm == 0) { pc = except(pc, CAUSE_ILLEGAL, c); continue; }
+          if (imm == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
           setXr(s, 2, X(s, 2) + <i64>imm);
         } else {
-          if (imm6 == 0) { pc = except(pc, CAUSE_ILLEGAL, c); continue; }
+          if (imm6 == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
           setXr(s, rdc, imm6 << 12);
         }
         pc += 2;
@@ -645,7 +664,7 @@ export function run(state: usize, budget: i64): i32 {
             case 3: v = a & b; break;
             case 4: v = sx32(a - b); break;
             case 5: v = sx32(a + b); break;
-            default: pc = except(pc, CAUSE_ILLEGAL, c); continue;
+            default: pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue;
           }
         }
         setXr(s, rs1p, v);
@@ -672,13 +691,13 @@ export function run(state: usize, budget: i64): i32 {
         continue;
       case 0x11: case 0x13: case 0x12: { // c.fldsp, c.ldsp, c.lwsp
         const f = c >>> 13;
-        if (f == 1 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); continue; }
-        if (f != 1 && rdc == 0) { pc = except(pc, CAUSE_ILLEGAL, c); continue; }
+        if (f == 1 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
+        if (f != 1 && rdc == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
         const imm = f == 2 ? ((c >>> 7) & 0x20) | ((c >>> 2) & 0x1C) | ((c << 4) & 0xC0)
           : ((c >>> 7) & 0x20) | ((c >>> 2) & 0x18) | ((c << 4) & 0x1C0);
         const va = X(s, 2) + <i64>imm;
         const v = f == 2 ? sx32(ld4(rT, va)) : ld8(rT, va);
-        if (excCause >= 0) { pc = memFault(pc, info(f == 2 ? 4 : 8, 0, rdc, 1, f == 1 ? 1 : 0), 2); continue; }
+        if (excCause >= 0) { pc = memFault(pc, info(f == 2 ? 4 : 8, 0, rdc, 1, f == 1 ? 1 : 0), 2); limit = 0; continue; }
         if (f == 1) { store<i64>(s + HART_F + (<usize>rdc << 3), v); dirtyFs(); } else setXr(s, rdc, v);
         pc += 2;
         continue;
@@ -686,13 +705,13 @@ export function run(state: usize, budget: i64): i32 {
       case 0x14: { // c.jr, c.mv, c.ebreak, c.jalr, c.add
         if ((c & 0x1000) == 0) {
           if (rs2c == 0) {
-            if (rdc == 0) { pc = except(pc, CAUSE_ILLEGAL, c); continue; }
+            if (rdc == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
             pc = X(s, rdc) & ~1;
             continue;
           }
           setXr(s, rdc, X(s, rs2c));
         } else if (rs2c == 0) {
-          if (rdc == 0) { pc = except(pc, CAUSE_BREAKPOINT, pc); continue; }
+          if (rdc == 0) { pc = except(pc, CAUSE_BREAKPOINT, pc); limit = 0; continue; }
           const t = X(s, rdc) & ~1;
           setXr(s, 1, pc + 2);
           pc = t;
@@ -705,14 +724,14 @@ export function run(state: usize, budget: i64): i32 {
       }
       case 0x15: case 0x16: case 0x17: { // c.fsdsp, c.swsp, c.sdsp
         const f = c >>> 13;
-        if (f == 5 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); continue; }
+        if (f == 5 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
         const imm = f == 6 ? ((c >>> 7) & 0x3C) | ((c >>> 1) & 0xC0) : ((c >>> 7) & 0x38) | ((c >>> 1) & 0x1C0);
         const va = X(s, 2) + <i64>imm;
         const v = f == 5 ? load<i64>(s + HART_F + (<usize>rs2c << 3)) : X(s, rs2c);
         if (f == 6) st4(wT, va, v); else st8(wT, va, v);
         if (excCause >= 0) {
           store<i64>(S + 792, v);
-          pc = memFault(pc, info(f == 6 ? 4 : 8, 1, 0, 0, f == 5 ? 1 : 0), 2);
+          pc = memFault(pc, info(f == 6 ? 4 : 8, 1, 0, 0, f == 5 ? 1 : 0), 2); limit = 0;
           continue;
         }
         pc += 2;
@@ -720,6 +739,7 @@ export function run(state: usize, budget: i64): i32 {
       }
       default: // c.0x04 reserved
         pc = except(pc, CAUSE_ILLEGAL, c);
+        limit = 0;
         continue;
     }
   }

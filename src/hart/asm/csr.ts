@@ -78,6 +78,7 @@ function read(csr: i32, p: i32): i64 {
     case 0x305: return load<i64>(S + HART_MTVEC);
     case 0x306: return load<i64>(S + HART_MCOUNTEREN);
     case 0x30A: return 0; // menvcfg
+    case 0x7A0: case 0x7A1: case 0x7A2: case 0x7A3: return 0; // Sdtrig, no triggers: tdata1.type 0 (writes ignored)
     case 0x320: return load<i64>(S + HART_MCOUNTINHIBIT);
     case 0x340: return load<i64>(S + HART_MSCRATCH);
     case 0x341: return load<i64>(S + HART_MEPC);

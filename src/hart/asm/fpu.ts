@@ -14,15 +14,15 @@
 // the exact result (or one with a sticky bit below at least two guard bits)
 // and rounds once in `roundPack`.
 //
-// RISC-V specifics (unprivileged ISA, chapters "F" and "D"):
+// RISC-V specifics (unprivileged ISA 20191213, chapter 11 "F", 12 "D"):
 //  - every NaN result is the canonical NaN (11.3 "NaN Generation and
 //    Propagation"); a signalling NaN input to an arithmetic op raises NV;
-//  - tininess is detected after rounding (11.2: "detects tininess after
-//    rounding"), so UF is raised when the result rounded with an unbounded
-//    exponent is below the smallest normal and the delivered result is inexact;
+//  - tininess is detected after rounding (11.4 "Subnormal Arithmetic"), so UF
+//    is raised when the result rounded with an unbounded exponent is below
+//    the smallest normal and the delivered result is inexact;
 //  - fma raises NV for inf*0 even when the addend is a quiet NaN (11.6);
 //  - fmin/fmax follow IEEE 754-2019 minimumNumber/maximumNumber (11.6);
-//  - fcvt to integer saturates per the table in 11.7 and raises NV, not NX.
+//  - fcvt to integer saturates per table 11.4 (in 11.7) and raises NV, not NX.
 
 export let fpFlags: u32 = 0;
 
@@ -538,7 +538,49 @@ function sqrtCompare64(a: u64, r: u64): i32 {
   return 0;
 }
 
+/**
+ * Fused multiply-add. RNE fast path (the emulated FMA of Boldo & Melquiond,
+ * 2008, section 5): a*b = uh + ul exactly (Dekker's product), c + uh = th + tl
+ * exactly (TwoSum), v = tl + ul rounded to odd, result = RN(th + v).
+ * Why it is exact: either c + uh cancels by Sterbenz (tl = 0, so v = ul
+ * exactly), or |tl + ul| <= 1.5 ulp(th); then ulp(v) is at least 2^-49 times
+ * finer than the result's rounding breakpoints, th lies on that breakpoint
+ * grid, and rounding to odd keeps th + v and the exact sum strictly between
+ * the same breakpoints. The range guards keep Dekker's product exact (normal
+ * operands, no overflow in the splitting, error term above the subnormal
+ * range) and the result normal, so no UF/OF handling is needed.
+ */
 export function f64_fma(a: u64, b: u64, c: u64, rm: i32): u64 {
+  if (rm == RNE) {
+    const x = reinterpret<f64>(a), y = reinterpret<f64>(b), z = reinterpret<f64>(c);
+    const uh = x * y;
+    const ax = abs<f64>(x), ay = abs<f64>(y), au = abs<f64>(uh);
+    // 1e297 < 2^990, 1e-270 > 2^-900, 1e300 < 2^1000
+    if (ax >= F64_MIN_NORMAL && ax < 1e297 && ay >= F64_MIN_NORMAL && ay < 1e297 &&
+        au >= 1e-270 && au < 1e300 && abs<f64>(z) < 1e300) {
+      // Veltkamp split into 26-bit halves, then Dekker's exact error term.
+      const sx = x * 134217729.0, sy = y * 134217729.0;
+      const xh = sx - (sx - x), yh = sy - (sy - y);
+      const xl = x - xh, yl = y - yh;
+      const ul = (((xh * yh - uh) + xh * yl) + xl * yh) + xl * yl;
+      const th = uh + z;
+      const tz = th - uh;
+      const tl = (uh - (th - tz)) + (z - tz);
+      const w = tl + ul;
+      const wz = w - tl;
+      const ew = (tl - (w - wz)) + (ul - wz);
+      let v = w;
+      if (ew != 0 && (reinterpret<u64>(w) & 1) == 0) {
+        v = reinterpret<f64>(reinterpret<u64>(w) + ((ew > 0) == (w > 0) ? 1 : -1));
+      }
+      const r = th + v;
+      const ar = abs<f64>(r);
+      if (ar > F64_MIN_NORMAL && ar < Infinity) {
+        if (ew != 0 || r - th != v || r - v != th) fpFlags |= NX;
+        return reinterpret<u64>(r);
+      }
+    }
+  }
   return fmaSlow(a, b, c, rm, true);
 }
 
@@ -588,7 +630,7 @@ export function f64_le(a: u64, b: u64): i32 {
   return 0;
 }
 
-/** fclass.d: one-hot mask, table 11.5. */
+/** fclass.d: one-hot mask, table 11.5 (11.9). */
 export function f64_class(a: u64): u32 {
   const neg = (a >> 63) != 0;
   const e = a & F64_INF, f = a & 0x000fffffffffffff;

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything Ringvisor needs on a fresh Debian machine, then builds it.
+#  - gcc-riscv64-linux-gnu: cross compiler for the test and benchmark programs
+#  - qemu-system-misc, qemu-user: the reference RISC-V implementations tests compare against
+#  - device-tree-compiler: decodes the device trees Ringvisor writes, in tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(gcc-riscv64-linux-gnu qemu-system-misc qemu-user device-tree-compiler)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+npm run build

@@ -1,0 +1,19 @@
+// Shared helpers for the test suite.
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+export const CLI = join(ROOT, "dist/src/cli/main.js");
+export const PROGRAMS = join(ROOT, "build/programs");
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function ringvisor(args: string[], input?: string, timeoutMs = 120_000): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8", timeout: timeoutMs });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
