@@ -4,6 +4,8 @@ import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { UserError } from "../errors.js";
 import { BareMachine } from "../vm/bare.js";
+import { registerImageCommands } from "./image.js";
+import { registerRunCommand } from "./run.js";
 
 function positiveInt(v: string): number {
   const n = Number(v.replace(/_/g, ""));
@@ -40,6 +42,9 @@ program
     }
     process.exitCode = r.exitCode;
   });
+
+registerRunCommand(program);
+registerImageCommands(program);
 
 try {
   await program.parseAsync(process.argv);

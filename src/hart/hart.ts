@@ -70,8 +70,20 @@ export class Hart {
   setX(i: number, v: bigint): void { if (i !== 0) this.regs[i] = BigInt.asIntN(64, v); }
   f(i: number): bigint { return this.regs[32 + i]!; }
   get instret(): bigint { return this.field(L.HART_INSTRET); }
-  get time(): bigint { return this.field(L.HART_TIME); }
-  set time(v: bigint) { this.setField(L.HART_TIME, v); }
+  // The time CSR now: it runs on from the last setClock() at num/den ticks per instruction.
+  get time(): bigint {
+    const den = this.field(L.HART_TIME_DEN);
+    if (den <= 0n) return this.field(L.HART_TIME);
+    const ticks = ((this.instret - this.field(L.HART_TIME_INSTRET)) * this.field(L.HART_TIME_NUM)) / den;
+    return this.field(L.HART_TIME) + (ticks > 0n ? ticks : 0n);
+  }
+
+  setClock(time: bigint, atInstret: bigint, num: bigint, den: bigint): void {
+    this.setField(L.HART_TIME, time);
+    this.setField(L.HART_TIME_INSTRET, atInstret);
+    this.setField(L.HART_TIME_NUM, num);
+    this.setField(L.HART_TIME_DEN, den);
+  }
   get mip(): bigint { return this.field(L.HART_MIP); }
   set mip(v: bigint) { this.setField(L.HART_MIP, v); }
   get mie(): bigint { return this.field(L.HART_MIE); }
@@ -120,6 +132,8 @@ export class Hart {
       interrupts: Number(this.field(L.HART_STAT_IRQ)),
       mmioExits: Number(this.field(L.HART_STAT_MMIO)),
       tlbFlushes: Number(this.field(L.HART_STAT_FLUSH)),
+      sfences: Number(this.field(L.HART_STAT_SFENCE)),
+      satpWrites: Number(this.field(L.HART_STAT_SATP)),
     };
   }
 }

@@ -31,7 +31,7 @@ export const HART_SENVCFG = 696;
 export const HART_MHARTID = 704;
 export const HART_INSTRET = 712; // minstret
 export const HART_CYCLE_DELTA = 720; // mcycle = minstret + delta (one instruction per cycle)
-export const HART_TIME = 728; // the time CSR; written by the host
+export const HART_TIME = 728; // the time CSR at minstret = HART_TIME_INSTRET; written by the host
 export const HART_WFI = 736; // nonzero while the hart waits for an interrupt
 export const HART_RES_ADDR = 744; // LR reservation: physical host offset, -1 when none
 export const HART_RES_VALUE = 752;
@@ -49,6 +49,11 @@ export const HART_RAM_BASE = 816; // guest-physical base of the RAM window
 export const HART_RAM_SIZE = 824;
 export const HART_RAM_HOST = 832; // byte offset of that window in machine memory
 export const HART_WATCH = 840; // physical address whose stores end run() with EXIT_WATCH; -1 none
+// The time CSR advances with retired instructions between host updates:
+// time = HART_TIME + (minstret - HART_TIME_INSTRET) * HART_TIME_NUM / HART_TIME_DEN.
+export const HART_TIME_INSTRET = 848;
+export const HART_TIME_NUM = 856;
+export const HART_TIME_DEN = 864; // 0: time stands still
 
 // Counters that explain behaviour (read by the host; never reset by the hart).
 export const HART_STAT_TLB_MISS = 896;
@@ -57,18 +62,25 @@ export const HART_STAT_L2_HIT = 912;
 export const HART_STAT_TRAP = 920;
 export const HART_STAT_IRQ = 928;
 export const HART_STAT_MMIO = 936;
-export const HART_STAT_FLUSH = 944;
+export const HART_STAT_FLUSH = 944; // L1 flushes of virtual translations
+export const HART_STAT_SFENCE = 952; // sfence.vma executed
+export const HART_STAT_SATP = 960; // satp writes
+export const HART_SUPER_ANY = 968; // nonzero: a 1 GiB or larger page, or a region-set collision, is cached
 
 // Translation caches live in the same block (see src/hart/asm/mmu.ts).
 export const HART_L1TLB = 4096;
-export const L1_ENTRIES = 256; // per context and access kind, direct mapped
+export const L1_ENTRIES = 1024; // per context and access kind, direct mapped: 4 MiB of reach
 export const L1_ENTRY_BYTES = 16; // tag, host addend
-export const L1_KIND_BYTES = 4096; // L1_ENTRIES * L1_ENTRY_BYTES
-export const L1_CTX_BYTES = 12288; // read, write, fetch tables
-export const HART_L2TLB = 45056; // after 3 contexts: phys, S, U
+export const L1_KIND_BYTES = 16384; // L1_ENTRIES * L1_ENTRY_BYTES
+export const L1_CTX_BYTES = 49152; // read, write, fetch tables
+export const HART_L2TLB = 200704; // after 4 contexts: phys, S, S with SUM, U
 export const L2_ENTRIES = 1024;
-export const L2_ENTRY_BYTES = 32; // vpage tag, asid|valid|global, leaf pte, pte address
-export const HART_STATE_BYTES = 131072;
+export const L2_ENTRY_BYTES = 32; // vpage tag, asid|valid|global, leaf pte, physical page
+// 2 MiB regions that L1 holds superpage granules from (direct mapped, tag | 1), so that
+// sfence.vma of one address knows whether a single-page invalidation is enough.
+export const HART_SUPER = 233472;
+export const SUPER_ENTRIES = 256;
+export const HART_STATE_BYTES = 262144;
 
 export const FLAG_EXIT_ON_MTRAP = 1; // traps that would enter M-mode end run() (the host is M-mode)
 

@@ -88,7 +88,7 @@ export class BareMachine {
     if (this.mtime() >= this.clint.mtimecmp) mip |= MIP_MTIP;
     if (this.clint.msip) mip |= MIP_MSIP;
     this.hart.mip = mip;
-    this.hart.time = this.mtime();
+    this.hart.setClock(this.timeBias, 0n, 1n, BigInt(TICK_INSTRUCTIONS));
   }
 
   run(): BareResult {

@@ -3,7 +3,7 @@
 // current fetch page) lives in locals; everything rare is a call.
 import {
   HART_PC, HART_PRIV, HART_INSTRET, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
-  HART_X, HART_F, HART_STAT_TRAP, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
+  HART_X, HART_F, HART_STAT_TRAP, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
 } from "../layout";
 import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
@@ -29,7 +29,7 @@ export function setMarkerEnabled(on: bool): void { markerEnabled = on; }
 @inline function setXr(s: usize, r: u32, v: i64): void { if (r != 0) store<i64>(s + (<usize>r << 3), v); }
 
 @inline function tlb(t: usize, va: i64, alignMask: i64): i64 {
-  const e = t + ((<usize>(va >>> 12) & 255) << 4);
+  const e = t + ((<usize>(va >>> 12) & (L1_ENTRIES - 1)) << 4);
   if (load<i64>(e) == (va & (~0xFFF | alignMask))) return va + load<i64>(e, 8);
   return -1;
 }
@@ -288,7 +288,7 @@ export function run(state: usize, budget: i64): i32 {
         if (gExit >= 0) { result = gExit; break; }
         if (ctxDirty) {
           clearCtx();
-          const dctx = ctxOf(dataPriv());
+          const dctx = ctxOf(dataPriv(), KIND_R);
           rT = l1Table(dctx, KIND_R);
           wT = l1Table(dctx, KIND_W);
           fpage = (pc & ~0xFFF) ^ 0x1000;

@@ -4,7 +4,8 @@ import {
   HART_PRIV, HART_FCSR, HART_MSTATUS, HART_MISA, HART_MEDELEG, HART_MIDELEG, HART_MIE, HART_MIP,
   HART_MTVEC, HART_MSCRATCH, HART_MEPC, HART_MCAUSE, HART_MTVAL, HART_MCOUNTEREN, HART_STVEC,
   HART_SSCRATCH, HART_SEPC, HART_SCAUSE, HART_STVAL, HART_SATP, HART_SCOUNTEREN, HART_MHARTID,
-  HART_CYCLE_DELTA, HART_TIME, HART_MCOUNTINHIBIT,
+  HART_CYCLE_DELTA, HART_TIME, HART_MCOUNTINHIBIT, HART_STAT_SATP, HART_TIME_INSTRET, HART_TIME_NUM,
+  HART_TIME_DEN,
 } from "../layout";
 import {
   S, raise, markCtx, markIrq, getX, setX, gCount, gBase, setBase, CAUSE_ILLEGAL, MS_SIE, MS_MIE,
@@ -32,7 +33,7 @@ function writeMstatus(v: i64): void {
   if (((n & MS_MPP) >>> 11) == 2) n &= ~MS_MPP; // MPP is WARL: the reserved value 2 reads as U
   n = (n & ~MS_SD) | MS_UXL_SXL | ((n & MS_FS) == MS_FS ? MS_SD : 0);
   store<i64>(S + HART_MSTATUS, n);
-  if (((old ^ n) & (MS_SUM | MS_MXR)) != 0) flushL1Virtual();
+  if (((old ^ n) & MS_MXR) != 0) flushL1Virtual(); // SUM only selects a table (mmu.ts ctxOf)
   markCtx();
   markIrq();
 }
@@ -53,7 +54,12 @@ function read(csr: i32, p: i32): i64 {
     case 0x002: return (load<i64>(S + HART_FCSR) >>> 5) & 7;
     case 0x003: return load<i64>(S + HART_FCSR) & 0xFF;
     case 0xC00: case 0xB00: return instret() + load<i64>(S + HART_CYCLE_DELTA);
-    case 0xC01: return load<i64>(S + HART_TIME);
+    case 0xC01: {
+      const den = load<i64>(S + HART_TIME_DEN);
+      if (den <= 0) return load<i64>(S + HART_TIME);
+      const ticks = (instret() - load<i64>(S + HART_TIME_INSTRET)) * load<i64>(S + HART_TIME_NUM) / den;
+      return load<i64>(S + HART_TIME) + (ticks > 0 ? ticks : 0);
+    }
     case 0xC02: case 0xB02: return instret();
     case 0x100: return load<i64>(S + HART_MSTATUS) & SSTATUS_READ;
     case 0x104: return load<i64>(S + HART_MIE) & load<i64>(S + HART_MIDELEG);
@@ -129,6 +135,7 @@ function write(csr: i32, v: i64, p: i32): void {
       const mode = v >>> 60;
       if (mode != 0 && mode != 8 && mode != 9) return; // unsupported mode: the write has no effect
       store<i64>(S + HART_SATP, v & <i64>0xF000_FFFF_FFFF_FFFF);
+      store<i64>(S + HART_STAT_SATP, load<i64>(S + HART_STAT_SATP) + 1);
       flushL1Virtual();
       markCtx();
       return;

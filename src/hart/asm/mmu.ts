@@ -1,7 +1,7 @@
 // Address translation: Sv39/Sv48 page walks (privileged spec 10.3-10.6), a two-level TLB and the
 // slow paths of loads, stores and fetches.
 //
-// L1: per translation context (physical, S, U) and access kind (read, write, fetch), 256
+// L1: per translation context (physical, S, S with sstatus.SUM = 1, U) and access kind (read, write, fetch), 256
 // direct-mapped entries of {virtual page tag, host addend}. A hit is one compare and one add, done
 // inline by the run loop. L1 holds only the current address space: it is flushed on satp writes.
 // L2: 1024 entries tagged by ASID (and the G bit), holding leaf PTEs; it survives satp switches, so
@@ -10,8 +10,8 @@
 import {
   HART_L1TLB, L1_CTX_BYTES, L1_KIND_BYTES, L1_ENTRIES, HART_L2TLB, L2_ENTRIES,
   HART_SATP, HART_RAM_BASE, HART_RAM_SIZE, HART_RAM_HOST, HART_WATCH, HART_MSTATUS, HART_PRIV,
-  HART_STAT_TLB_MISS, HART_STAT_WALK, HART_STAT_L2_HIT, HART_STAT_FLUSH, HART_STAT_MMIO,
-  HART_EXIT_ADDR, HART_RES_ADDR,
+  HART_STAT_TLB_MISS, HART_STAT_WALK, HART_STAT_L2_HIT, HART_STAT_FLUSH, HART_STAT_MMIO, HART_STAT_SFENCE,
+  HART_EXIT_ADDR, HART_RES_ADDR, HART_SUPER, SUPER_ENTRIES, HART_SUPER_ANY,
 } from "../layout";
 import {
   S, raise, excCause, EXC_MMIO, EXC_WATCH, MS_MPRV, MS_MPP_SHIFT, MS_SUM, MS_MXR,
@@ -25,7 +25,8 @@ export const KIND_X: i32 = 2;
 
 export const CTX_PHYS: i32 = 0;
 export const CTX_S: i32 = 1;
-export const CTX_U: i32 = 2;
+export const CTX_S_SUM: i32 = 2; // S-mode data accesses while SUM = 1: may hold U pages
+export const CTX_U: i32 = 3;
 
 const PTE_V: i64 = 1;
 const PTE_R: i64 = 2;
@@ -42,11 +43,13 @@ const PTE_RESERVED: i64 = <i64>0xFFC0_0000_0000_0000; // N, PBMT and reserved bi
   return S + HART_L1TLB + <usize>ctx * L1_CTX_BYTES + <usize>kind * L1_KIND_BYTES;
 }
 
-// Translation context for an access at effective privilege p.
-export function ctxOf(p: i32): i32 {
+// Translation context for an access of `kind` at effective privilege p. Linux flips SUM around
+// every user copy, so SUM selects a table instead of flushing one.
+export function ctxOf(p: i32, kind: i32): i32 {
   if (p == 3) return CTX_PHYS;
   if ((load<i64>(S + HART_SATP) >>> 60) == 0) return CTX_PHYS;
-  return p == 1 ? CTX_S : CTX_U;
+  if (p == 0) return CTX_U;
+  return kind != KIND_X && (load<i64>(S + HART_MSTATUS) & MS_SUM) != 0 ? CTX_S_SUM : CTX_S;
 }
 
 export function dataPriv(): i32 {
@@ -63,30 +66,67 @@ function invalidateL1(ctx: i32): void {
 // Forget every cached virtual translation of the current address space (L1 only).
 export function flushL1Virtual(): void {
   invalidateL1(CTX_S);
+  invalidateL1(CTX_S_SUM);
   invalidateL1(CTX_U);
+  memory.fill(S + HART_SUPER, 0, SUPER_ENTRIES * 8);
+  store<i64>(S + HART_SUPER_ANY, 0);
   store<i64>(S + HART_STAT_FLUSH, load<i64>(S + HART_STAT_FLUSH) + 1);
 }
 
 export function flushAll(): void {
   invalidateL1(CTX_PHYS);
-  invalidateL1(CTX_S);
-  invalidateL1(CTX_U);
+  flushL1Virtual();
   memory.fill(S + HART_L2TLB, 0, L2_ENTRIES * 32);
 }
 
 // sfence.vma (privileged spec 10.2.1): rs1 = x0 means all addresses, rs2 = x0 means all ASIDs;
-// with a specific ASID, global mappings are kept.
+// with a specific ASID, global mappings are kept. A fence of one address that L1 can only hold as
+// a 4 KiB translation invalidates just that page's slots; Linux issues many of these.
 export function sfence(va: i64, allVa: bool, asid: i64, allAsid: bool): void {
+  store<i64>(S + HART_STAT_SFENCE, load<i64>(S + HART_STAT_SFENCE) + 1);
   const vpage = va & ~0xFFF;
+  if (!allVa && !superCached(va)) {
+    const e = l2Entry(vpage);
+    if (load<i64>(e) == vpage && l2Matches(load<i64>(e, 8), asid, allAsid)) store<i64>(e, 0, 8);
+    const slot = (<usize>(vpage >>> 12) & (L1_ENTRIES - 1)) << 4;
+    for (let ctx = CTX_S; ctx <= CTX_U; ctx++) {
+      for (let kind = KIND_R; kind <= KIND_X; kind++) {
+        const t = l1Table(ctx, kind) + slot;
+        if (load<i64>(t) == vpage) store<i64>(t, -1);
+      }
+    }
+    return;
+  }
   for (let i: usize = 0; i < <usize>L2_ENTRIES; i++) {
     const e = S + HART_L2TLB + (i << 5);
-    const meta = load<i64>(e, 8);
-    if ((meta & 1) == 0) continue;
-    if (!allVa && load<i64>(e) != vpage) continue;
-    if (!allAsid && ((meta & 2) != 0 || (meta >>> 2) != asid)) continue;
-    store<i64>(e, 0, 8);
+    if (!allVa && (load<i64>(e) & ~0x1FFFFF) != (vpage & ~0x1FFFFF)) continue;
+    if (l2Matches(load<i64>(e, 8), asid, allAsid)) store<i64>(e, 0, 8);
   }
   flushL1Virtual();
+}
+
+@inline function l2Matches(meta: i64, asid: i64, allAsid: bool): bool {
+  if ((meta & 1) == 0) return false;
+  return allAsid || ((meta & 2) == 0 && ((meta >>> 2) & 0xFFFF) == asid);
+}
+
+@inline function superSlot(va: i64): usize {
+  return S + HART_SUPER + ((<usize>(va >>> 21) & (SUPER_ENTRIES - 1)) << 3);
+}
+
+// Could L1 hold a superpage granule covering va?
+function superCached(va: i64): bool {
+  if (load<i64>(S + HART_SUPER_ANY) != 0) return true;
+  return load<i64>(superSlot(va)) == ((va & ~0x1FFFFF) | 1);
+}
+
+// Remember that L1 now holds a granule of a superpage at `level` (1: 2 MiB, 2+: larger).
+function noteSuper(va: i64, level: i32): void {
+  const slot = superSlot(va);
+  const tag = (va & ~0x1FFFFF) | 1;
+  const old = load<i64>(slot);
+  if (level > 1 || (old != 0 && old != tag)) store<i64>(S + HART_SUPER_ANY, 1);
+  else store<i64>(slot, tag);
 }
 
 // The host offset of physical address pa if it is RAM, else -1.
@@ -122,6 +162,9 @@ function permits(pte: i64, kind: i32, p: i32): bool {
   return S + HART_L2TLB + (<usize>((vpn ^ (vpn >>> 10)) & (L2_ENTRIES - 1)) << 5);
 }
 
+// The level of the leaf PTE the last successful walk() used (0: a 4 KiB page).
+let leafLevel: i32 = 0;
+
 // Translate va for an access of `kind` at effective privilege p (paging on). Returns the physical
 // address, or -1 with the exception raised.
 export function walk(va: i64, kind: i32, p: i32): i64 {
@@ -131,10 +174,11 @@ export function walk(va: i64, kind: i32, p: i32): i64 {
 
   const e = l2Entry(vpage);
   const meta = load<i64>(e, 8);
-  if ((meta & 1) != 0 && load<i64>(e) == vpage && ((meta & 2) != 0 || (meta >>> 2) == asid)) {
+  if ((meta & 1) != 0 && load<i64>(e) == vpage && ((meta & 2) != 0 || ((meta >>> 2) & 0xFFFF) == asid)) {
     const pte = load<i64>(e, 16);
     if ((pte & PTE_A) != 0 && (kind != KIND_W || (pte & PTE_D) != 0) && permits(pte, kind, p)) {
       store<i64>(S + HART_STAT_L2_HIT, load<i64>(S + HART_STAT_L2_HIT) + 1);
+      leafLevel = <i32>((meta >>> 20) & 3);
       return load<i64>(e, 24) | (va & 0xFFF);
     }
   }
@@ -172,7 +216,8 @@ export function walk(va: i64, kind: i32, p: i32): i64 {
     }
     const pa = ((ppn & ~lowMask) << 12) | (va & ((lowMask << 12) | 0xFFF));
     store<i64>(e, vpage);
-    store<i64>(e, 1 | ((pte & PTE_G) != 0 ? 2 : 0) | (asid << 2), 8);
+    store<i64>(e, 1 | ((pte & PTE_G) != 0 ? 2 : 0) | (asid << 2) | (<i64>i << 20), 8);
+    leafLevel = i;
     store<i64>(e, pte, 16);
     store<i64>(e, pa & ~0xFFF, 24);
     return pa;
@@ -186,7 +231,7 @@ export function walk(va: i64, kind: i32, p: i32): i64 {
 // address in HART_EXIT_ADDR).
 export function accessHost(va: i64, kind: i32, p: i32, fill: bool): i64 {
   store<i64>(S + HART_STAT_TLB_MISS, load<i64>(S + HART_STAT_TLB_MISS) + 1);
-  const ctx = ctxOf(p);
+  const ctx = ctxOf(p, kind);
   let pa: i64 = va;
   if (ctx != CTX_PHYS) {
     pa = walk(va, kind, p);
@@ -203,6 +248,7 @@ export function accessHost(va: i64, kind: i32, p: i32, fill: bool): i64 {
   const watch = load<i64>(S + HART_WATCH);
   if (fill && !(kind == KIND_W && watch >= 0 && (watch & ~0xFFF) == (pa & ~0xFFF))) {
     const vpage = va & ~0xFFF;
+    if (ctx != CTX_PHYS && leafLevel > 0) noteSuper(va, leafLevel);
     const t = l1Table(ctx, kind) + ((<usize>(vpage >>> 12) & (L1_ENTRIES - 1)) << 4);
     store<i64>(t, vpage);
     store<i64>(t, (h & ~0xFFF) - vpage, 8);
@@ -212,7 +258,10 @@ export function accessHost(va: i64, kind: i32, p: i32, fill: bool): i64 {
 
 // Host offset of the instruction parcel at va, for the current privilege.
 export function fetchHost(va: i64): i64 {
-  return accessHost(va, KIND_X, <i32>load<i64>(S + HART_PRIV), true);
+  const p = <i32>load<i64>(S + HART_PRIV);
+  const t = l1Table(ctxOf(p, KIND_X), KIND_X) + ((<usize>(va >>> 12) & (L1_ENTRIES - 1)) << 4);
+  if (load<i64>(t) == (va & ~0xFFF)) return va + load<i64>(t, 8);
+  return accessHost(va, KIND_X, p, true);
 }
 
 function readHost(h: i64, size: i32): i64 {
@@ -295,7 +344,10 @@ export function atomicHost(va: i64, size: i32, kind: i32): i64 {
     raise(kind == KIND_R ? 4 : 6, va);
     return -1;
   }
-  const h = accessHost(va, kind, dataPriv(), false);
+  const p = dataPriv();
+  const t = l1Table(ctxOf(p, kind), kind) + ((<usize>(va >>> 12) & (L1_ENTRIES - 1)) << 4);
+  if (load<i64>(t) == (va & ~0xFFF)) return va + load<i64>(t, 8);
+  const h = accessHost(va, kind, p, true);
   if (h < 0) {
     if (excCause == EXC_MMIO) raise(kind == KIND_R ? CAUSE_LOAD_ACCESS : CAUSE_STORE_ACCESS, va);
     return -1;

@@ -1,0 +1,161 @@
+// `ringvisor run`: boot a guest with its console on this terminal (or on stdin/stdout when they
+// are not a terminal, so scripts can drive a guest).
+import { readFileSync } from "node:fs";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { Vm, VIRT_MODES, type VirtMode, type RunResult } from "../vm/vm.js";
+import { UserError } from "../errors.js";
+import { ensureDefaultGuest } from "../host/images/pull.js";
+
+export const DEFAULT_CMDLINE = "console=ttyS0 earlycon=sbi panic=-1";
+const DETACH = 0x1d; // Ctrl-]
+
+interface RunOptions {
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  mem: number;
+  cpus: number;
+  virt: string;
+  markers?: boolean;
+  stats?: boolean;
+  mirror?: string;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+}
+
+function readFile(path: string, what: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new UserError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command("run")
+    .description("boot a guest (by default Debian's riscv64 kernel with a busybox initramfs) with its console here")
+    .option("--kernel <path>", "kernel: a RISC-V Linux Image or an ELF")
+    .option("--initrd <path>", "initial ramdisk")
+    .option("--append <cmdline>", "kernel command line", undefined)
+    .option("--mem <MiB>", "guest RAM in MiB", positiveInt, 512)
+    .option("--cpus <n>", "number of virtual CPUs", positiveInt, 1)
+    .addOption(new Option("--virt <mode>", `how the guest is run: ${VIRT_MODES.join(", ")}`).default("native"))
+    .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
+    .option("--stats", "print execution statistics at exit")
+    .option("--mirror <url>", "Debian mirror for the default guest image")
+    .action(async (opts: RunOptions) => {
+      process.exitCode = await runCommand(opts);
+    });
+}
+
+async function runCommand(opts: RunOptions): Promise<number> {
+  if (!(VIRT_MODES as readonly string[]).includes(opts.virt)) {
+    throw new UserError(`unknown --virt mode '${opts.virt}': choose one of ${VIRT_MODES.join(", ")}`);
+  }
+  let kernelPath = opts.kernel;
+  let initrdPath = opts.initrd;
+  if (!kernelPath) {
+    const g = await ensureDefaultGuest({ mirror: opts.mirror, quiet: !process.stderr.isTTY });
+    kernelPath = g.kernel;
+    initrdPath ??= g.initrd;
+  }
+  const kernel = readFile(kernelPath, "kernel");
+  const initrd = initrdPath ? readFile(initrdPath, "initrd") : undefined;
+  if (opts.mem < 16) throw new UserError(`--mem ${opts.mem} MiB is too small; a Linux guest needs at least 16 MiB`);
+
+  const out = process.stdout;
+  const vm = new Vm({
+    kernel,
+    initrd,
+    cmdline: opts.append ?? DEFAULT_CMDLINE,
+    memBytes: opts.mem << 20,
+    cpus: opts.cpus,
+    virt: opts.virt as VirtMode,
+    console: (b) => out.write(b),
+    markers: opts.markers,
+  });
+
+  const stdin = process.stdin;
+  const tty = stdin.isTTY === true;
+  if (tty) {
+    process.stderr.write("ringvisor: console attached; press Ctrl-] to detach and end the run\r\n");
+    stdin.setRawMode(true);
+  }
+  const typist = tty ? undefined : new Typist(vm);
+  let lastOutput = performance.now();
+  vm.onConsoleOutput = () => { lastOutput = performance.now(); };
+  const onData = (chunk: Buffer): void => {
+    if (typist) {
+      typist.add(chunk);
+      return;
+    }
+    if (chunk.includes(DETACH)) {
+      vm.stop(130, "detached by the user (Ctrl-])");
+      return;
+    }
+    vm.input(new Uint8Array(chunk));
+  };
+  stdin.on("data", onData);
+  stdin.on("error", () => undefined);
+  const pacer = typist ? setInterval(() => typist.tick(lastOutput), 20) : undefined;
+
+  let r: RunResult;
+  try {
+    r = await vm.run();
+  } finally {
+    if (pacer) clearInterval(pacer);
+    stdin.off("data", onData);
+    if (tty) stdin.setRawMode(false);
+    stdin.pause();
+    stdin.unref();
+  }
+  if (tty || r.status !== 0) process.stderr.write(`\r\nringvisor: ${r.reason}\r\n`);
+  if (opts.markers) {
+    for (const [i, m] of vm.markers.entries()) {
+      process.stderr.write(`marker ${i + 1}: hart ${m.hart} instret ${m.instret} at ${m.seconds.toFixed(3)} s\n`);
+    }
+  }
+  if (opts.stats) printStats(vm, r);
+  return r.status;
+}
+
+function printStats(vm: Vm, r: RunResult): void {
+  const w = (s: string): boolean => process.stderr.write(s + "\n");
+  w(`run: ${r.seconds.toFixed(3)} s, ${r.instructions} instructions, ${(Number(r.instructions) / r.seconds / 1e6).toFixed(1)} MIPS`);
+  for (const [k, v] of vm.exits) w(`  exits ${k.padEnd(14)} ${v}`);
+  for (const [k, v] of vm.sbi.calls) w(`  sbi   ${k.padEnd(14)} ${v}`);
+  vm.cpus.forEach((c, i) => {
+    w(`  hart ${i}: ${Object.entries(c.hart.stats()).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  });
+}
+
+// Piped input is typed the way a person at the console would: one line at a time, each when the
+// guest has gone idle (every hart waiting for an interrupt) and the console has been quiet for a
+// moment, as at a prompt. Input sent while the guest is still booting would otherwise be read
+// and discarded before the shell starts.
+const QUIET_MS = 150;
+
+class Typist {
+  private pending = Buffer.alloc(0);
+
+  constructor(private readonly vm: Vm) {}
+
+  add(chunk: Buffer): void {
+    this.pending = Buffer.concat([this.pending, chunk]);
+  }
+
+  tick(lastOutput: number): void {
+    if (this.pending.length === 0 || this.vm.idleSince === undefined) return;
+    const now = performance.now();
+    if (now - lastOutput < QUIET_MS || now - this.vm.idleSince < QUIET_MS) return;
+    const nl = this.pending.indexOf(0x0a);
+    const end = nl < 0 ? this.pending.length : nl + 1;
+    this.vm.input(new Uint8Array(this.pending.subarray(0, end)));
+    this.pending = this.pending.subarray(end);
+  }
+}

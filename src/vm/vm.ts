@@ -1,0 +1,368 @@
+// One virtual machine on the "virt"-like board: RAM at 0x8000_0000, harts, a 16550 UART, a PLIC,
+// firmware SBI in the host. In `native` mode the guest kernel runs in the hart's real S-mode and
+// the host is its M-mode firmware: every ecall and every trap that reaches M-mode ends run() and
+// is handled here.
+import { MachineMemory } from "../machine/memory.js";
+import { Hart, Exit, instantiateHart, type HartExports } from "../hart/hart.js";
+import * as L from "../hart/layout.js";
+import { Bus, type AccessSize } from "../devices/bus.js";
+import { Uart16550 } from "../devices/uart16550.js";
+import { Plic } from "../devices/plic.js";
+import { buildDeviceTree } from "./devicetree.js";
+import { planBoot } from "./kernel.js";
+import { Sbi, type SbiPlatform, SBI_SUCCESS, SBI_ERR_ALREADY_STARTED, SBI_ERR_INVALID_ADDRESS, SBI_ERR_NOT_SUPPORTED,
+  HSM_STARTED, HSM_STOPPED, SRST_SHUTDOWN } from "../vmm/sbi.js";
+import { UserError } from "../errors.js";
+
+export const RAM_BASE = 0x8000_0000n;
+export const UART_BASE = 0x1000_0000n;
+export const UART_IRQ = 10;
+export const PLIC_BASE = 0x0c00_0000n;
+export const PLIC_NDEV = 31;
+export const TIMEBASE_HZ = 10_000_000;
+
+export const VIRT_MODES = ["native"] as const;
+export type VirtMode = (typeof VIRT_MODES)[number];
+
+const MIP_SSIP = 1n << 1n;
+const MIP_STIP = 1n << 5n;
+const MIP_SEIP = 1n << 9n;
+const CAUSE_ECALL_S = 9n;
+// What firmware delegates to the supervisor (as OpenSBI does, plus illegal instructions and
+// access faults, which this firmware has no reason to see): misaligned accesses never trap here.
+const MEDELEG = (1n << 0n) | (1n << 1n) | (1n << 2n) | (1n << 3n) | (1n << 4n) | (1n << 5n) | (1n << 6n) |
+  (1n << 7n) | (1n << 8n) | (1n << 12n) | (1n << 13n) | (1n << 15n);
+const MIDELEG = MIP_SSIP | MIP_STIP | MIP_SEIP;
+
+export interface VmConfig {
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline: string;
+  memBytes: number;
+  cpus: number;
+  virt: VirtMode;
+  console: (bytes: Uint8Array) => void;
+  markers?: boolean;
+}
+
+export interface Marker {
+  hart: number;
+  instret: bigint;
+  seconds: number;
+}
+
+export interface RunResult {
+  status: number;
+  reason: string;
+  seconds: number;
+  instructions: bigint;
+}
+
+interface VCpu {
+  hart: Hart;
+  state: number; // HSM state
+  stimecmp: bigint;
+}
+
+// Between host updates the time CSR advances with retired instructions at the guest's recent
+// speed, so a guest spinning on `time` (udelay) sees it move within a slice.
+const INITIAL_IPS = 150_000_000;
+
+export class Vm {
+  readonly mem: MachineMemory;
+  readonly wasm: HartExports;
+  readonly cpus: VCpu[] = [];
+  readonly bus = new Bus();
+  readonly uart: Uart16550;
+  readonly plic: Plic;
+  readonly sbi: Sbi;
+  readonly ram: Uint8Array;
+  readonly markers: Marker[] = [];
+  readonly exits = new Map<string, number>();
+  private readonly ramOffset: number;
+  private readonly memBytes: number;
+  private t0 = 0n;
+  private result: RunResult | undefined;
+  private wake: (() => void) | undefined;
+  private ips = INITIAL_IPS; // measured guest instructions per second, for the time CSR
+  // When every started hart last went to sleep with nothing to do (undefined while running).
+  idleSince: number | undefined;
+  onConsoleOutput: (() => void) | undefined;
+
+  constructor(private readonly cfg: VmConfig) {
+    if (cfg.cpus < 1 || cfg.cpus > 8) throw new UserError(`--cpus must be between 1 and 8 (got ${cfg.cpus})`);
+    this.memBytes = cfg.memBytes;
+    this.mem = new MachineMemory(cfg.memBytes + cfg.cpus * L.HART_STATE_BYTES + (4 << 20));
+    this.wasm = instantiateHart(this.mem);
+    this.wasm.enableMarker(cfg.markers ? 1 : 0);
+    this.ramOffset = this.mem.allocContiguous(cfg.memBytes / 4096, 512);
+    this.ram = this.mem.bytesAt(this.ramOffset, cfg.memBytes);
+
+    this.plic = new Plic(PLIC_NDEV, cfg.cpus * 2, (ctx, on) => this.externalInterrupt(ctx, on));
+    this.uart = new Uart16550(this.plic.irqLine(UART_IRQ), (b) => this.consoleOut(b));
+    this.bus.map(UART_BASE, 0x100n, this.uart);
+    this.bus.map(PLIC_BASE, 0x400_0000n, this.plic);
+
+    for (let i = 0; i < cfg.cpus; i++) {
+      const hart = new Hart(this.mem, this.wasm, this.mem.allocContiguous(L.HART_STATE_BYTES / 4096), i);
+      hart.setRam(RAM_BASE, cfg.memBytes, this.ramOffset);
+      hart.setFlags(L.FLAG_EXIT_ON_MTRAP);
+      hart.setCsr(L.HART_MEDELEG, MEDELEG);
+      hart.setCsr(L.HART_MIDELEG, MIDELEG);
+      hart.setCsr(L.HART_MCOUNTEREN, 7n); // cycle, time, instret readable below M
+      this.cpus.push({ hart, state: HSM_STOPPED, stimecmp: 0xffff_ffff_ffff_ffffn });
+    }
+    this.sbi = new Sbi(this.platform());
+    this.boot();
+  }
+
+  private boot(): void {
+    const { kernel, initrd, cmdline } = this.cfg;
+    // The tree's size does not depend on the initrd's address, only on whether there is one.
+    const dtbProbe = this.deviceTree(cmdline, initrd ? { start: 0n, end: 0n } : undefined);
+    const plan = planBoot({ kernel, initrd, dtbSize: dtbProbe.length, memBase: RAM_BASE, memSize: BigInt(this.memBytes) });
+    plan.load(this.ram);
+    const dtb = this.deviceTree(cmdline, plan.initrdStart !== undefined ? { start: plan.initrdStart, end: plan.initrdEnd! } : undefined);
+    this.ram.set(dtb, Number(plan.dtbAddr - RAM_BASE));
+    const boot = this.cpus[0]!;
+    this.startHart(0, plan.entry, plan.dtbAddr);
+    boot.state = HSM_STARTED;
+  }
+
+  private deviceTree(bootargs: string, initrd: { start: bigint; end: bigint } | undefined): Uint8Array {
+    return buildDeviceTree({
+      memBase: RAM_BASE,
+      memSize: BigInt(this.memBytes),
+      harts: this.cfg.cpus,
+      mmuType: "riscv,sv48",
+      timebaseFrequency: TIMEBASE_HZ,
+      bootargs,
+      initrd,
+      uart: { base: UART_BASE, irq: UART_IRQ },
+      plic: { base: PLIC_BASE, ndev: PLIC_NDEV },
+      virtio: [],
+    });
+  }
+
+  // Enter the supervisor at `pc` with a0 = hartid, a1 = opaque (SBI HSM, boot protocol).
+  private startHart(id: number, pc: bigint, opaque: bigint): void {
+    const h = this.cpus[id]!.hart;
+    h.priv = L.PRIV_S;
+    h.pc = pc;
+    h.setX(10, BigInt(id));
+    h.setX(11, opaque);
+    h.setCsr(L.HART_SATP, 0n);
+    h.setCsr(L.HART_MSTATUS, h.csr(L.HART_MSTATUS) & ~0x2n);
+    h.setCsr(L.HART_WFI, 0n);
+    this.wasm.flushTlb(h.base);
+  }
+
+  private consoleOut(b: Uint8Array): void {
+    this.cfg.console(b);
+    this.onConsoleOutput?.();
+  }
+
+  private externalInterrupt(ctx: number, on: boolean): void {
+    const cpu = this.cpus[ctx >> 1];
+    if (!cpu || (ctx & 1) === 0) return; // M-mode contexts: the firmware takes no interrupts
+    cpu.hart.mip = on ? cpu.hart.mip | MIP_SEIP : cpu.hart.mip & ~MIP_SEIP;
+    if (on) this.wake?.();
+  }
+
+  // Guest time: 10 MHz, advancing with the host clock while the VM runs.
+  now(): bigint {
+    return ((process.hrtime.bigint() - this.t0) * BigInt(TIMEBASE_HZ)) / 1_000_000_000n;
+  }
+
+  private platform(): SbiPlatform {
+    return {
+      hartCount: this.cfg.cpus,
+      setTimer: (h, t) => {
+        const c = this.cpus[h]!;
+        c.stimecmp = t;
+        c.hart.mip = c.hart.mip & ~MIP_STIP;
+      },
+      sendIpi: (h) => { this.cpus[h]!.hart.mip |= MIP_SSIP; },
+      clearIpi: (h) => { this.cpus[h]!.hart.mip &= ~MIP_SSIP; },
+      remoteSfence: (h) => this.wasm.flushTlb(this.cpus[h]!.hart.base),
+      hartStart: (h, addr, opaque) => {
+        const c = this.cpus[h]!;
+        if (c.state !== HSM_STOPPED) return SBI_ERR_ALREADY_STARTED;
+        if (addr < RAM_BASE || addr >= RAM_BASE + BigInt(this.memBytes)) return SBI_ERR_INVALID_ADDRESS;
+        this.startHart(h, addr, opaque);
+        c.state = HSM_STARTED;
+        return SBI_SUCCESS;
+      },
+      hartStop: (h) => { this.cpus[h]!.state = HSM_STOPPED; return SBI_SUCCESS; },
+      hartStatus: (h) => this.cpus[h]!.state,
+      hartSuspend: (h, type) => {
+        if (type !== 0n) return SBI_ERR_NOT_SUPPORTED; // only the retentive default suspend
+        this.cpus[h]!.hart.setCsr(L.HART_WFI, 1n);
+        return SBI_SUCCESS;
+      },
+      systemReset: (type, reason) => {
+        const status = type === SRST_SHUTDOWN ? reason : 3;
+        const what = type === SRST_SHUTDOWN ? (reason === 0 ? "guest powered off" : "guest reported a system failure") : "guest requested a reboot";
+        this.finish(status, what);
+      },
+      consoleWrite: (b) => this.consoleOut(b),
+      consoleRead: () => new Uint8Array(0),
+      readGuest: (pa, len) => {
+        const off = pa - RAM_BASE;
+        if (off < 0n || off + BigInt(len) > BigInt(this.memBytes)) return undefined;
+        return this.ram.slice(Number(off), Number(off) + len);
+      },
+      writeGuest: (pa, bytes) => {
+        const off = pa - RAM_BASE;
+        if (off < 0n || off + BigInt(bytes.length) > BigInt(this.memBytes)) return false;
+        this.ram.set(bytes, Number(off));
+        return true;
+      },
+    };
+  }
+
+  private finish(status: number, reason: string): void {
+    if (this.result) return;
+    const seconds = Number(process.hrtime.bigint() - this.t0) / 1e9;
+    this.result = { status, reason, seconds, instructions: this.instructions() };
+  }
+
+  instructions(): bigint {
+    return this.cpus.reduce((s, c) => s + c.hart.instret, 0n);
+  }
+
+  private countExit(what: string): void {
+    this.exits.set(what, (this.exits.get(what) ?? 0) + 1);
+  }
+
+  stop(status: number, reason: string): void {
+    this.finish(status, reason);
+    this.wake?.();
+  }
+
+  input(bytes: Uint8Array): void {
+    this.uart.input(bytes);
+    this.wake?.();
+  }
+
+  // Run until the guest powers off (or stop() is called). Yields to the event loop every few
+  // milliseconds so console input and timers are served.
+  async run(): Promise<RunResult> {
+    this.t0 = process.hrtime.bigint();
+    const SLICE = this.cfg.cpus === 1 ? 400_000 : 50_000;
+    while (!this.result) {
+      const until = process.hrtime.bigint() + 10_000_000n;
+      let ranAny = false;
+      while (!this.result && process.hrtime.bigint() < until) {
+        ranAny = false;
+        const now = this.now();
+        for (let i = 0; i < this.cpus.length && !this.result; i++) {
+          const c = this.cpus[i]!;
+          if (c.state !== HSM_STARTED) continue;
+          const h = c.hart;
+          // Time never goes back: a hart whose clock ran ahead of the host's waits for it.
+          const t = h.time > now ? h.time : now;
+          h.setClock(t, h.instret, BigInt(TIMEBASE_HZ), BigInt(this.ips));
+          if (t >= c.stimecmp) h.mip |= MIP_STIP;
+          if (h.waiting && (h.mip & h.mie) === 0n) continue;
+          ranAny = true;
+          let budget = SLICE;
+          if (c.stimecmp > t) {
+            const toTimer = Number(c.stimecmp - t) * (this.ips / TIMEBASE_HZ);
+            if (toTimer < budget) budget = Math.max(1000, Math.ceil(toTimer));
+          }
+          const before = h.instret;
+          const w0 = process.hrtime.bigint();
+          this.step(i, c, budget);
+          this.measure(h.instret - before, process.hrtime.bigint() - w0);
+        }
+        if (!ranAny) break;
+      }
+      if (this.result) break;
+      if (!ranAny) {
+        this.idleSince ??= performance.now();
+        await this.idle();
+      } else {
+        this.idleSince = undefined;
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    }
+    return this.result!;
+  }
+
+  private measure(instructions: bigint, ns: bigint): void {
+    if (instructions < 20_000n || ns <= 0n) return;
+    const ips = (Number(instructions) * 1e9) / Number(ns);
+    this.ips = Math.round(this.ips * 0.9 + ips * 0.1);
+  }
+
+  // Every started hart waits for an interrupt: sleep until the earliest timer or a wake-up.
+  private async idle(): Promise<void> {
+    const now = this.now();
+    let next = 0xffff_ffff_ffff_ffffn;
+    for (const c of this.cpus) if (c.state === HSM_STARTED && c.stimecmp < next) next = c.stimecmp;
+    const ms = next === 0xffff_ffff_ffff_ffffn ? 1000 : Math.max(0, Number(((next - now) * 1000n) / BigInt(TIMEBASE_HZ)));
+    this.countExit("idle sleeps");
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { this.wake = undefined; resolve(); }, Math.min(ms, 50));
+      this.wake = () => { clearTimeout(t); this.wake = undefined; resolve(); };
+    });
+  }
+
+  private step(id: number, c: VCpu, budget: number): void {
+    const h = c.hart;
+    const code = h.run(budget);
+    switch (code) {
+      case Exit.Budget:
+        return;
+      case Exit.Wfi:
+        this.countExit("wfi");
+        return;
+      case Exit.Marker:
+        this.markers.push({ hart: id, instret: h.instret, seconds: Number(process.hrtime.bigint() - this.t0) / 1e9 });
+        return;
+      case Exit.Mmio:
+        this.countExit("mmio");
+        this.mmio(h);
+        return;
+      case Exit.Trap:
+        this.trap(id, c);
+        return;
+      default:
+        throw new Error(`unexpected hart exit ${code}`);
+    }
+  }
+
+  private mmio(h: Hart): void {
+    const a = h.mmio();
+    const m = this.bus.find(a.addr);
+    if (!m) {
+      // Nothing decodes this address: an access fault, delivered to the guest as hardware would.
+      h.trap(a.isStore ? 7n : 5n, a.addr);
+      return;
+    }
+    const off = Number(a.addr - m.base);
+    if (a.isStore) {
+      m.device.write(off, a.size as AccessSize, a.value);
+      h.mmioDone();
+    } else {
+      h.mmioDone(m.device.read(off, a.size as AccessSize));
+    }
+  }
+
+  private trap(id: number, c: VCpu): void {
+    const h = c.hart;
+    const cause = h.exitCause;
+    if (cause !== CAUSE_ECALL_S) {
+      this.finish(1, `guest trap into M-mode the firmware cannot handle: cause ${cause}, tval 0x${h.exitTval.toString(16)}, pc 0x${h.pc.toString(16)}`);
+      return;
+    }
+    this.countExit("sbi");
+    const a = [10, 11, 12, 13, 14, 15].map((r) => BigInt.asUintN(64, h.x(r)));
+    const r = this.sbi.call(id, { eid: BigInt.asUintN(64, h.x(17)), fid: BigInt.asUintN(64, h.x(16)), a });
+    if (r.noReturn && c.state === HSM_STOPPED) return;
+    h.setX(10, r.error);
+    if (!r.legacy) h.setX(11, r.value);
+    h.pc = h.pc + 4n;
+  }
+}
