@@ -13,13 +13,23 @@ const elfPath = join(ROOT, "build/programs", process.argv[2] ?? "bench.elf");
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const TARGET_MIPS = 200;
 
-function once(): { mips: number; seconds: number; instructions: bigint; output: string } {
+const KERNELS = ["crc32", "sort", "sieve", "stream", "chase", "matmul", "nbody", "dot"];
+
+interface Run { mips: number; seconds: number; instructions: bigint; output: string; kernels: number[] }
+
+function once(): Run {
   let output = "";
-  const m = new BareMachine({ memBytes: 64 << 20, out: (b) => { output += Buffer.from(b).toString(); } });
+  const m = new BareMachine({ memBytes: 64 << 20, markers: true, out: (b) => { output += Buffer.from(b).toString(); } });
   m.load(readFileSync(elfPath), elfPath);
   const r = m.run();
   if (r.exitCode !== 0) throw new Error(`benchmark exited with ${r.exitCode}: ${output}`);
-  return { mips: Number(r.instructions) / r.seconds / 1e6, seconds: r.seconds, instructions: r.instructions, output };
+  // Markers bracket each kernel: MIPS per kernel from each pair.
+  const kernels: number[] = [];
+  for (let i = 0; i + 1 < m.markers.length; i += 2) {
+    const a = m.markers[i]!, b = m.markers[i + 1]!;
+    kernels.push(Number(b.instret - a.instret) / (b.seconds - a.seconds) / 1e6);
+  }
+  return { mips: Number(r.instructions) / r.seconds / 1e6, seconds: r.seconds, instructions: r.instructions, output, kernels };
 }
 
 function median(xs: number[]): number {
@@ -31,11 +41,13 @@ const warm = once();
 process.stdout.write(`program: ${elfPath}\n${warm.output}`);
 const results: number[] = [];
 const times: number[] = [];
+const perKernel: number[][] = KERNELS.map(() => []);
 for (let i = 0; i < runs; i++) {
   const r = once();
   if (r.output !== warm.output) throw new Error("benchmark output differs between runs");
   results.push(r.mips);
   times.push(r.seconds);
+  r.kernels.forEach((k, j) => perKernel[j]?.push(k));
   process.stdout.write(`run ${i + 1}: ${r.instructions} instructions in ${r.seconds.toFixed(3)} s = ${r.mips.toFixed(1)} MIPS\n`);
 }
 const mips = median(results);
@@ -56,5 +68,6 @@ if (q.error === undefined) {
 
 process.stdout.write(`\nmachine: ${cpus()[0]?.model ?? "unknown"} x${cpus().length}, Node ${process.version}\n`);
 process.stdout.write(`Ringvisor hart (interpreter): median ${mips.toFixed(1)} MIPS over ${runs} runs (median time ${median(times).toFixed(3)} s)\n`);
+process.stdout.write(`per kernel (median MIPS): ${KERNELS.map((k, j) => `${k} ${median(perKernel[j]!.length ? perKernel[j]! : [NaN]).toFixed(0)}`).join(", ")}\n`);
 process.stdout.write(`target ${TARGET_MIPS} MIPS: ratio ${(mips / TARGET_MIPS).toFixed(2)} ${mips >= TARGET_MIPS ? "(met)" : "(NOT met)"}\n`);
 process.stdout.write(`${qemuLine}\n`);

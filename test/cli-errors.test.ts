@@ -51,3 +51,9 @@ test("a program that never finishes is stopped by --max-instructions", () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /did not finish within 1000 instructions/);
 });
+
+test("a trap storm (a trap vector that faults) ends the run instead of hanging the host", () => {
+  const r = ringvisor(["bare", join(PROGRAMS, "hostile_trapstorm.elf")], undefined, 60_000);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /makes no progress: it keeps trapping \(pc 0x0, mcause 1\)/);
+});

@@ -399,7 +399,11 @@ int main(void)
 #ifdef BENCH_STATS
         u64 i0 = csr_read(minstret);
 #endif
+        /* Ringvisor's marker (slti x0, x0, 0x7a5, a no-op hint elsewhere) brackets each kernel
+         * so the host can time it without changing what the program prints. */
+        __asm__ volatile("slti x0, x0, 0x7a5");
         u64 sum = kernels[k].fn(units);
+        __asm__ volatile("slti x0, x0, 0x7a5");
 #ifdef BENCH_STATS
         u64 i1 = csr_read(minstret);
         puts_("  [");

@@ -1,17 +1,12 @@
 #!/usr/bin/env node
 // The ringvisor command line.
 import { readFileSync } from "node:fs";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, CommanderError } from "commander";
+import { positiveInt, memMiB } from "./args.js";
 import { UserError } from "../errors.js";
 import { BareMachine } from "../vm/bare.js";
 import { registerImageCommands } from "./image.js";
 import { registerRunCommand } from "./run.js";
-
-function positiveInt(v: string): number {
-  const n = Number(v.replace(/_/g, ""));
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
 
 function readImage(path: string): Uint8Array {
   try {
@@ -23,16 +18,18 @@ function readImage(path: string): Uint8Array {
 
 const program = new Command();
 program.name("ringvisor").description("A RISC-V hypervisor written in TypeScript").version("0.1.0");
+// Bad flags are user errors like any other: exit status 2 (commander would use 1).
+program.exitOverride();
 
 program
   .command("bare")
   .description("run a bare-metal RV64 ELF in M-mode with HTIF (tohost/fromhost); its exit code becomes ours")
   .argument("<program.elf>", "RISC-V ELF64 image")
-  .option("--mem <MiB>", "RAM size in MiB", positiveInt, 64)
+  .option("--mem <MiB>", "RAM size in MiB", memMiB, 64)
   .option("--max-instructions <n>", "give up after this many instructions", positiveInt)
   .option("--stats", "print instructions, time, MIPS and hart counters to stderr at exit")
   .action((path: string, opts: { mem: number; maxInstructions?: number; stats?: boolean }) => {
-    const m = new BareMachine({ memBytes: opts.mem << 20, maxInstructions: opts.maxInstructions });
+    const m = new BareMachine({ memBytes: opts.mem * 2 ** 20, maxInstructions: opts.maxInstructions });
     m.load(readImage(path), path);
     const r = m.run();
     if (opts.stats) {
@@ -49,6 +46,7 @@ registerImageCommands(program);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
   if (e instanceof UserError) {
     process.stderr.write(`ringvisor: ${e.message}\n`);
     process.exit(2);

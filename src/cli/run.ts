@@ -1,7 +1,8 @@
 // `ringvisor run`: boot a guest with its console on this terminal (or on stdin/stdout when they
 // are not a terminal, so scripts can drive a guest).
 import { readFileSync } from "node:fs";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
+import { positiveInt, memMiB } from "./args.js";
 import { Vm, VIRT_MODES, type VirtMode, type RunResult } from "../vm/vm.js";
 import { UserError } from "../errors.js";
 import { ensureDefaultGuest } from "../host/images/pull.js";
@@ -21,12 +22,6 @@ interface RunOptions {
   mirror?: string;
 }
 
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
-
 function readFile(path: string, what: string): Uint8Array {
   try {
     return readFileSync(path);
@@ -42,7 +37,7 @@ export function registerRunCommand(program: Command): void {
     .option("--kernel <path>", "kernel: a RISC-V Linux Image or an ELF")
     .option("--initrd <path>", "initial ramdisk")
     .option("--append <cmdline>", "kernel command line", undefined)
-    .option("--mem <MiB>", "guest RAM in MiB", positiveInt, 512)
+    .option("--mem <MiB>", "guest RAM in MiB", memMiB, 512)
     .option("--cpus <n>", "number of virtual CPUs", positiveInt, 1)
     .addOption(new Option("--virt <mode>", `how the guest is run: ${VIRT_MODES.join(", ")}`).default("native"))
     .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
@@ -73,7 +68,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
     kernel,
     initrd,
     cmdline: opts.append ?? DEFAULT_CMDLINE,
-    memBytes: opts.mem << 20,
+    memBytes: opts.mem * 2 ** 20,
     cpus: opts.cpus,
     virt: opts.virt as VirtMode,
     console: (b) => out.write(b),
@@ -112,7 +107,9 @@ async function runCommand(opts: RunOptions): Promise<number> {
     stdin.off("data", onData);
     if (tty) stdin.setRawMode(false);
     stdin.pause();
-    stdin.unref();
+    // A file on stdin is an fs.ReadStream, which cannot be unref'd; destroying it is enough.
+    if (typeof (stdin as { unref?: unknown }).unref === "function") stdin.unref();
+    else stdin.destroy();
   }
   if (tty || r.status !== 0) process.stderr.write(`\r\nringvisor: ${r.reason}\r\n`);
   if (opts.markers) {

@@ -3,7 +3,7 @@
 // TICK_INSTRUCTIONS retired, and jumps ahead to the next timer event while the hart sleeps in WFI.
 import { MachineMemory } from "../machine/memory.js";
 import { Hart, Exit, instantiateHart } from "../hart/hart.js";
-import { HART_STATE_BYTES } from "../hart/layout.js";
+import * as L from "../hart/layout.js";
 import { parseElf, loadElf } from "./elf.js";
 import { Clint, CLINT_BASE, CLINT_SIZE } from "../devices/clint.js";
 import { Htif } from "../devices/htif.js";
@@ -21,6 +21,12 @@ export interface BareOptions {
   memBytes?: number;
   maxInstructions?: number;
   out?: (bytes: Uint8Array) => void;
+  markers?: boolean; // record each marker instruction (slti x0, x0, 0x7a5)
+}
+
+export interface BareMarker {
+  instret: bigint;
+  seconds: number;
 }
 
 export interface BareResult {
@@ -38,16 +44,18 @@ export class BareMachine {
   private readonly clint: Clint;
   private htif: Htif | undefined;
   private timeBias = 0n; // ticks added by WFI skips and mtime writes
+  readonly markers: BareMarker[] = [];
 
   constructor(private readonly opts: BareOptions = {}) {
     const memBytes = opts.memBytes ?? 64 << 20;
-    this.mem = new MachineMemory(memBytes + HART_STATE_BYTES + (2 << 20));
+    this.mem = new MachineMemory(memBytes + L.HART_STATE_BYTES + (2 << 20));
     const wasm = instantiateHart(this.mem);
-    const hartBase = this.mem.allocContiguous(HART_STATE_BYTES / 4096);
+    const hartBase = this.mem.allocContiguous(L.HART_STATE_BYTES / 4096);
     this.ramOffset = this.mem.allocContiguous(memBytes / 4096, 16);
     this.ram = this.mem.bytesAt(this.ramOffset, memBytes);
     this.hart = new Hart(this.mem, wasm, hartBase, 0);
     this.hart.setRam(RAM_BASE, memBytes, this.ramOffset);
+    wasm.enableMarker(opts.markers ? 1 : 0);
     this.clint = new Clint(() => this.mtime(), (t) => { this.timeBias += t - this.mtime(); });
   }
 
@@ -95,6 +103,7 @@ export class BareMachine {
     if (!this.htif) throw new UserError("the program has no `tohost` symbol, so it cannot report an exit code (HTIF)");
     const max = BigInt(this.opts.maxInstructions ?? 20_000_000_000);
     const t0 = process.hrtime.bigint();
+    let stalls = 0;
     for (;;) {
       this.updateInterrupts();
       let budget = SLICE;
@@ -102,11 +111,21 @@ export class BareMachine {
       if (left < BigInt(budget)) budget = Number(left);
       const toTimer = this.clint.mtimecmp - this.mtime();
       if (toTimer > 0n && toTimer * BigInt(TICK_INSTRUCTIONS) < BigInt(budget)) budget = Number(toTimer) * TICK_INSTRUCTIONS;
+      const before = this.hart.instret;
       const code = this.hart.run(budget);
       if (this.hart.instret > max) {
         throw new UserError(`the program did not finish within ${max} instructions (pc 0x${this.hart.pc.toString(16)})`);
       }
-      if (code === Exit.Budget) continue;
+      if (code === Exit.Budget) {
+        if (this.hart.instret === before) {
+          if (++stalls > 100) throw new UserError(`the hart makes no progress: it keeps trapping (pc 0x${this.hart.pc.toString(16)}, mcause ${this.hart.csr(L.HART_MCAUSE)})`);
+        } else stalls = 0;
+        continue;
+      }
+      if (code === Exit.Marker) {
+        this.markers.push({ instret: this.hart.instret, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+        continue;
+      }
       if (code === Exit.Watch) {
         const r = this.htif.poll();
         if (r) return this.result(r.exit, t0);

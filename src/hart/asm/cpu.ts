@@ -3,11 +3,11 @@
 // current fetch page) lives in locals; everything rare is a call.
 import {
   HART_PC, HART_PRIV, HART_INSTRET, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
-  HART_X, HART_F, HART_STAT_TRAP, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
+  HART_X, HART_F, HART_STAT_TRAP, HART_EXIT_DATA, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
 } from "../layout";
 import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
-  clearAttn, ctxDirty, clearCtx, irqCheck, clearIrq, markCtx, markIrq, gUncount, setUncount,
+  clearAttn, ctxDirty, clearCtx, irqCheck, clearIrq, markCtx, markIrq,
   setCount, setBase, gBase, CAUSE_ILLEGAL, CAUSE_BREAKPOINT, CAUSE_ECALL_U, MS_TSR, MS_TW, MS_TVM,
   MS_FS, MS_SD,
 } from "./state";
@@ -18,6 +18,8 @@ import {
 import { takeTrap, checkInterrupts, mret, sret } from "./trap";
 import { csrInsn } from "./csr";
 import { fpInsn } from "./fexec";
+
+const BOX: i64 = <i64>0xFFFFFFFF_00000000; // NaN-boxing of binary32 values in f registers
 
 // Marker instruction `slti x0, x0, 0x7a5`: a no-op that the host may ask to be told about.
 const MARKER: u32 = 0x7a502013;
@@ -34,39 +36,6 @@ export function setMarkerEnabled(on: bool): void { markerEnabled = on; }
   return -1;
 }
 
-@inline function ld8(t: usize, va: i64): i64 {
-  const h = tlb(t, va, 7);
-  return h >= 0 ? load<i64>(<usize>h) : loadSlow(va, 8);
-}
-@inline function ld4(t: usize, va: i64): i64 {
-  const h = tlb(t, va, 3);
-  return h >= 0 ? <i64>load<u32>(<usize>h) : loadSlow(va, 4);
-}
-@inline function ld2(t: usize, va: i64): i64 {
-  const h = tlb(t, va, 1);
-  return h >= 0 ? <i64>load<u16>(<usize>h) : loadSlow(va, 2);
-}
-@inline function ld1(t: usize, va: i64): i64 {
-  const h = tlb(t, va, 0);
-  return h >= 0 ? <i64>load<u8>(<usize>h) : loadSlow(va, 1);
-}
-@inline function st8(t: usize, va: i64, v: i64): void {
-  const h = tlb(t, va, 7);
-  if (h >= 0) store<i64>(<usize>h, v); else storeSlow(va, v, 8);
-}
-@inline function st4(t: usize, va: i64, v: i64): void {
-  const h = tlb(t, va, 3);
-  if (h >= 0) store<u32>(<usize>h, <u32>v); else storeSlow(va, v, 4);
-}
-@inline function st2(t: usize, va: i64, v: i64): void {
-  const h = tlb(t, va, 1);
-  if (h >= 0) store<u16>(<usize>h, <u16>v); else storeSlow(va, v, 2);
-}
-@inline function st1(t: usize, va: i64, v: i64): void {
-  const h = tlb(t, va, 0);
-  if (h >= 0) store<u8>(<usize>h, <u8>v); else storeSlow(va, v, 1);
-}
-
 // MMIO exit description: size | isStore << 8 | rd << 16 | signed << 24 | fp << 25 (see layout.ts)
 @inline function info(size: i32, isStore: i32, rd: u32, signed: i32, fp: i32): i64 {
   return <i64>(size | (isStore << 8) | (<i32>rd << 16) | (signed << 24) | (fp << 25));
@@ -77,7 +46,6 @@ function memFault(pc: i64, inf: i64, len: i32): i64 {
   const c = excCause;
   clearExc();
   if (c == EXC_WATCH) { setExit(EXIT_WATCH); return pc + len; }
-  setUncount(1);
   if (c == EXC_MMIO) {
     store<i64>(S + HART_EXIT_INFO, inf | (<i64>len << 28));
     setExit(EXIT_MMIO);
@@ -90,7 +58,6 @@ function memFault(pc: i64, inf: i64, len: i32): i64 {
 
 function except(pc: i64, cause: i64, tval: i64): i64 {
   clearExc();
-  setUncount(1);
   setPC(pc);
   takeTrap(cause, tval);
   return gPC;
@@ -101,36 +68,36 @@ function except(pc: i64, cause: i64, tval: i64): i64 {
   store<i64>(S + HART_MSTATUS, load<i64>(S + HART_MSTATUS) | MS_FS | MS_SD);
 }
 
-function mulhu(a: i64, b: i64): i64 {
+@inline function mulhu(a: i64, b: i64): i64 {
   const al = a & 0xFFFFFFFF, ah = a >>> 32, bl = b & 0xFFFFFFFF, bh = b >>> 32;
   const ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
   const mid = (ll >>> 32) + (lh & 0xFFFFFFFF) + (hl & 0xFFFFFFFF);
   return hh + (lh >>> 32) + (hl >>> 32) + (mid >>> 32);
 }
-function mulh(a: i64, b: i64): i64 {
+@inline function mulh(a: i64, b: i64): i64 {
   let r = mulhu(a, b);
   if (a < 0) r -= b;
   if (b < 0) r -= a;
   return r;
 }
-function mulhsu(a: i64, b: i64): i64 {
+@inline function mulhsu(a: i64, b: i64): i64 {
   let r = mulhu(a, b);
   if (a < 0) r -= b;
   return r;
 }
 
-function div(a: i64, b: i64): i64 {
+@inline function div(a: i64, b: i64): i64 {
   if (b == 0) return -1;
   if (b == -1) return -a; // also MIN / -1 = MIN without the wasm trap
   return a / b;
 }
-function rem(a: i64, b: i64): i64 {
+@inline function rem(a: i64, b: i64): i64 {
   if (b == 0) return a;
   if (b == -1) return 0;
   return a % b;
 }
-function divu(a: i64, b: i64): i64 { return b == 0 ? -1 : <i64>(<u64>a / <u64>b); }
-function remu(a: i64, b: i64): i64 { return b == 0 ? a : <i64>(<u64>a % <u64>b); }
+@inline function divu(a: i64, b: i64): i64 { return b == 0 ? -1 : <i64>(<u64>a / <u64>b); }
+@inline function remu(a: i64, b: i64): i64 { return b == 0 ? a : <i64>(<u64>a % <u64>b); }
 @inline function sx32(v: i64): i64 { return <i64><i32>v; }
 
 // AMOs, LR and SC (A extension). Memory is shared with other harts' threads, so these are real
@@ -254,15 +221,31 @@ function system(insn: u32, pc: i64): i64 {
   return pc;
 }
 
+// Why two loops: TurboFan keeps a loop's variables in registers only if the loop makes no calls
+// (every call clobbers every register, and values are then spilled on each iteration). The inner
+// loop below executes instructions whose work is register arithmetic or a TLB hit; anything that
+// needs a call (a TLB miss, MMIO, a trap, CSRs, SYSTEM, AMOs, FP arithmetic, a new code page)
+// leaves it with a SLOW_* reason and its operands, and the outer loop finishes that instruction.
+const SLOW_FETCH = 1; // pc left the cached code page, or sits on its last halfword
+const SLOW_LOAD = 2; // sVa, sInfo, sLen
+const SLOW_STORE = 3; // sVa, sVal, sInfo, sLen
+const SLOW_EXC = 4; // sCause, sTval
+const SLOW_SYSTEM = 5; // sInsn
+const SLOW_AMO = 6; // sInsn
+const SLOW_FP = 7; // sInsn
+const SLOW_MARKER = 8;
+
 export function run(state: usize, budget: i64): i32 {
   S = state;
   const s = state;
   setExit(-1);
   clearExc();
-  setUncount(0);
   setBase(load<i64>(s + HART_INSTRET));
   let pc = load<i64>(s + HART_PC);
-  let count: i64 = 0;
+  let count: i64 = 0; // instructions completed in this call
+  // Traps and interrupts retire nothing but still spend budget, so that a trap storm (say, a
+  // trap vector that itself faults) cannot keep run() from returning to the host.
+  let limit = budget;
   if (load<i64>(s + HART_WFI) != 0) {
     if ((load<i64>(s + HART_MIP) & load<i64>(s + HART_MIE)) == 0) return EXIT_WFI;
     store<i64>(s + HART_WFI, 0);
@@ -270,477 +253,542 @@ export function run(state: usize, budget: i64): i32 {
   markCtx();
   markIrq();
   let rT: usize = 0, wT: usize = 0;
-  // The virtual base of the current fetch page and its host addend. Invalidation points fpage at
-  // a page next to pc's, which the next fetch (from pc) cannot match; fetches from the last
-  // halfword of a page always take the slow path.
+  // The virtual base of the cached code page and its host addend. Invalidation points fpage at
+  // a page next to pc's, which a fetch from pc cannot match.
   let fpage: i64 = 0, fadd: i64 = 0;
-  // count reaches `limit` at the budget, or at once when a slow path may have set `attn`: the
-  // per-instruction check is a single compare.
-  let limit: i64 = 0;
+  // An instruction on the last halfword of a page, fetched by the outer loop for the inner one.
+  let pendPc: i64 = -1;
+  let pendInsn: u32 = 0;
   let result: i32 = EXIT_BUDGET;
+  let sVa: i64 = 0, sVal: i64 = 0, sInfo: i64 = 0, sCause: i64 = 0, sTval: i64 = 0;
+  let sLen: i32 = 4;
+  let sInsn: u32 = 0;
 
   while (true) {
-    if (count >= limit) {
-      if (attn) {
-        clearAttn();
-        count -= gUncount;
-        setUncount(0);
-        if (gExit >= 0) { result = gExit; break; }
-        if (ctxDirty) {
-          clearCtx();
-          const dctx = ctxOf(dataPriv(), KIND_R);
-          rT = l1Table(dctx, KIND_R);
-          wT = l1Table(dctx, KIND_W);
-          fpage = (pc & ~0xFFF) ^ 0x1000;
-        }
-        if (irqCheck) {
-          clearIrq();
-          setPC(pc);
-          if (checkInterrupts()) { pc = gPC; limit = 0; continue; }
-        }
+    if (attn) {
+      clearAttn();
+      if (gExit >= 0) { result = gExit; break; }
+      if (ctxDirty) {
+        clearCtx();
+        const dctx = ctxOf(dataPriv(), KIND_R);
+        rT = l1Table(dctx, KIND_R);
+        wT = l1Table(dctx, KIND_W);
+        fpage = (pc & ~0xFFF) ^ 0x1000;
+        pendPc = -1;
       }
-      if (count >= budget) break;
-      limit = budget;
-    }
-    count++;
-
-    let insn: u32;
-    if (<u64>(pc - fpage) < 0xFFE) {
-      insn = load<u32>(<usize>(pc + fadd));
-    } else {
-      if ((pc & ~0xFFF) != fpage) {
+      if (irqCheck) {
+        clearIrq();
         setPC(pc);
-        const h = fetchHost(pc);
-        if (h < 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
-        fpage = pc & ~0xFFF;
-        fadd = (h - (pc & 0xFFF)) - fpage;
-      }
-      insn = <u32>load<u16>(<usize>(pc + fadd));
-      if ((insn & 3) == 3) {
-        if ((pc & 0xFFF) != 0xFFE) {
-          insn = load<u32>(<usize>(pc + fadd));
-        } else {
-          setPC(pc);
-          const h2 = fetchHost(pc + 2);
-          if (h2 < 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
-          insn |= <u32>load<u16>(<usize>h2) << 16;
-        }
+        if (checkInterrupts()) { limit--; pc = gPC; continue; }
       }
     }
-    if ((insn & 3) == 3) {
-      const rd = (insn >>> 7) & 31;
-      const rs1 = (insn >>> 15) & 31;
-      const f3 = (insn >>> 12) & 7;
-      switch ((insn >>> 2) & 31) {
-        case 0x00: { // LOAD
-          const va = X(s, rs1) + <i64>(<i32>insn >> 20);
-          let v: i64;
-          switch (f3) {
-            case 0: v = <i64><i8>ld1(rT, va); break;
-            case 1: v = <i64><i16>ld2(rT, va); break;
-            case 2: v = sx32(ld4(rT, va)); break;
-            case 3: v = ld8(rT, va); break;
-            case 4: v = ld1(rT, va); break;
-            case 5: v = ld2(rT, va); break;
-            case 6: v = ld4(rT, va); break;
-            default: pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue;
-          }
-          if (excCause >= 0) { pc = memFault(pc, info(1 << (f3 & 3), 0, rd, f3 < 4 ? 1 : 0, 0), 4); limit = 0; continue; }
-          setXr(s, rd, v);
-          pc += 4;
-          continue;
-        }
-        case 0x08: { // STORE
-          const va = X(s, rs1) + <i64>(((<i32>insn >> 20) & ~31) | <i32>rd);
-          const v = X(s, (insn >>> 20) & 31);
-          switch (f3) {
-            case 0: st1(wT, va, v); break;
-            case 1: st2(wT, va, v); break;
-            case 2: st4(wT, va, v); break;
-            case 3: st8(wT, va, v); break;
-            default: pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue;
-          }
-          if (excCause >= 0) {
-            store<i64>(S + 792, v);
-            pc = memFault(pc, info(1 << f3, 1, 0, 0, 0), 4); limit = 0;
+    if (count >= limit) break;
+
+    let slow = 0;
+    while (count < limit) {
+      let insn: u32 = 0;
+      if (<u64>(pc - fpage) < 0xFFE) insn = load<u32>(<usize>(pc + fadd));
+      else if (pc == pendPc) { insn = pendInsn; pendPc = -1; }
+      else { slow = SLOW_FETCH; break; }
+
+      if ((insn & 3) == 3) {
+        const rd = (insn >>> 7) & 31;
+        const rs1 = (insn >>> 15) & 31;
+        const f3 = (insn >>> 12) & 7;
+        switch ((insn >>> 2) & 31) {
+          case 0x00: { // LOAD
+            const va = X(s, rs1) + <i64>(<i32>insn >> 20);
+            if (f3 == 7) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+            const size = 1 << (f3 & 3);
+            const h = tlb(rT, va, <i64>(size - 1));
+            if (h < 0) { sVa = va; sInfo = info(size, 0, rd, f3 < 4 ? 1 : 0, 0); sLen = 4; slow = SLOW_LOAD; break; }
+            let v: i64;
+            switch (f3) {
+              case 0: v = <i64>load<i8>(<usize>h); break;
+              case 1: v = <i64>load<i16>(<usize>h); break;
+              case 2: v = <i64>load<i32>(<usize>h); break;
+              case 3: v = load<i64>(<usize>h); break;
+              case 4: v = <i64>load<u8>(<usize>h); break;
+              case 5: v = <i64>load<u16>(<usize>h); break;
+              default: v = <i64>load<u32>(<usize>h); break;
+            }
+            setXr(s, rd, v);
+            pc += 4;
+            count++;
             continue;
           }
-          pc += 4;
-          continue;
-        }
-        case 0x04: { // OP-IMM
-          const a = X(s, rs1);
-          const imm = <i64>(<i32>insn >> 20);
-          let v: i64;
-          switch (f3) {
-            case 0: v = a + imm; break;
-            case 1:
-              if ((insn >>> 26) != 0) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-              v = a << (imm & 63); break;
-            case 2:
-              if (insn == MARKER && markerEnabled) { setExit(EXIT_MARKER); pc += 4; limit = 0; continue; }
-              v = a < imm ? 1 : 0; break;
-            case 3: v = <u64>a < <u64>imm ? 1 : 0; break;
-            case 4: v = a ^ imm; break;
-            case 5: {
-              const f6 = insn >>> 26;
-              if (f6 == 0) v = a >>> (imm & 63);
-              else if (f6 == 0x10) v = a >> (imm & 63);
-              else { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-              break;
-            }
-            case 6: v = a | imm; break;
-            default: v = a & imm; break;
-          }
-          setXr(s, rd, v);
-          pc += 4;
-          continue;
-        }
-        case 0x0C: { // OP
-          const a = X(s, rs1);
-          const b = X(s, (insn >>> 20) & 31);
-          const f7 = insn >>> 25;
-          let v: i64;
-          if (f7 == 0) {
-            switch (f3) {
-              case 0: v = a + b; break;
-              case 1: v = a << (b & 63); break;
-              case 2: v = a < b ? 1 : 0; break;
-              case 3: v = <u64>a < <u64>b ? 1 : 0; break;
-              case 4: v = a ^ b; break;
-              case 5: v = a >>> (b & 63); break;
-              case 6: v = a | b; break;
-              default: v = a & b; break;
-            }
-          } else if (f7 == 1) {
-            switch (f3) {
-              case 0: v = a * b; break;
-              case 1: v = mulh(a, b); break;
-              case 2: v = mulhsu(a, b); break;
-              case 3: v = mulhu(a, b); break;
-              case 4: v = div(a, b); break;
-              case 5: v = divu(a, b); break;
-              case 6: v = rem(a, b); break;
-              default: v = remu(a, b); break;
-            }
-          } else if (f7 == 0x20 && f3 == 0) {
-            v = a - b;
-          } else if (f7 == 0x20 && f3 == 5) {
-            v = a >> (b & 63);
-          } else { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-          setXr(s, rd, v);
-          pc += 4;
-          continue;
-        }
-        case 0x18: { // BRANCH
-          const a = X(s, rs1);
-          const b = X(s, (insn >>> 20) & 31);
-          let taken: bool;
-          switch (f3) {
-            case 0: taken = a == b; break;
-            case 1: taken = a != b; break;
-            case 4: taken = a < b; break;
-            case 5: taken = a >= b; break;
-            case 6: taken = <u64>a < <u64>b; break;
-            case 7: taken = <u64>a >= <u64>b; break;
-            default: pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue;
-          }
-          if (taken) {
-            pc += <i64>((<i32>(insn & 0x80000000) >> 19) | <i32>((insn & 0x80) << 4) |
-              <i32>((insn >>> 20) & 0x7E0) | <i32>((insn >>> 7) & 0x1E));
-          } else pc += 4;
-          continue;
-        }
-        case 0x19: { // JALR
-          if (f3 != 0) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-          const t = (X(s, rs1) + <i64>(<i32>insn >> 20)) & ~1;
-          setXr(s, rd, pc + 4);
-          pc = t;
-          continue;
-        }
-        case 0x1B: { // JAL
-          setXr(s, rd, pc + 4);
-          pc += <i64>((<i32>(insn & 0x80000000) >> 11) | <i32>(insn & 0xFF000) |
-            <i32>((insn >>> 9) & 0x800) | <i32>((insn >>> 20) & 0x7FE));
-          continue;
-        }
-        case 0x0D: { // LUI
-          setXr(s, rd, <i64><i32>(insn & 0xFFFFF000));
-          pc += 4;
-          continue;
-        }
-        case 0x05: { // AUIPC
-          setXr(s, rd, pc + <i64><i32>(insn & 0xFFFFF000));
-          pc += 4;
-          continue;
-        }
-        case 0x06: { // OP-IMM-32
-          const a = X(s, rs1);
-          const imm = <i64>(<i32>insn >> 20);
-          const sh = <i32>(imm & 31);
-          let v: i64;
-          if (f3 == 0) v = sx32(a + imm);
-          else if (f3 == 1 && (insn >>> 25) == 0) v = <i64>(<i32>a << sh);
-          else if (f3 == 5 && (insn >>> 25) == 0) v = <i64><i32>(<u32>a >>> sh);
-          else if (f3 == 5 && (insn >>> 25) == 0x20) v = <i64>(<i32>a >> sh);
-          else { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-          setXr(s, rd, v);
-          pc += 4;
-          continue;
-        }
-        case 0x0E: { // OP-32
-          const a = X(s, rs1);
-          const b = X(s, (insn >>> 20) & 31);
-          const f7 = insn >>> 25;
-          const aw = <i32>a, bw = <i32>b;
-          let v: i64;
-          if (f7 == 0 && f3 == 0) v = <i64>(aw + bw);
-          else if (f7 == 0x20 && f3 == 0) v = <i64>(aw - bw);
-          else if (f7 == 0 && f3 == 1) v = <i64>(aw << (bw & 31));
-          else if (f7 == 0 && f3 == 5) v = <i64><i32>(<u32>aw >>> (bw & 31));
-          else if (f7 == 0x20 && f3 == 5) v = <i64>(aw >> (bw & 31));
-          else if (f7 == 1) {
-            switch (f3) {
-              case 0: v = <i64>(aw * bw); break;
-              case 4: v = bw == 0 ? -1 : bw == -1 ? <i64><i32>(0 - aw) : <i64>(aw / bw); break;
-              case 5: v = bw == 0 ? -1 : <i64><i32>(<u32>aw / <u32>bw); break;
-              case 6: v = bw == 0 ? <i64>aw : bw == -1 ? 0 : <i64>(aw % bw); break;
-              case 7: v = bw == 0 ? <i64>aw : <i64><i32>(<u32>aw % <u32>bw); break;
-              default: pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue;
-            }
-          } else { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-          setXr(s, rd, v);
-          pc += 4;
-          continue;
-        }
-        case 0x03: { // MISC-MEM: fence, fence.i (no decode cache, so nothing to flush)
-          if (f3 > 1) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-          pc += 4;
-          continue;
-        }
-        case 0x1C: { // SYSTEM
-          setPC(pc);
-          setCount(count);
-          if (f3 == 0) {
-            const npc = system(insn, pc);
-            if (excCause >= 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
-            pc = npc;
-            limit = 0;
+          case 0x08: { // STORE
+            const va = X(s, rs1) + <i64>(((<i32>insn >> 20) & ~31) | <i32>rd);
+            const v = X(s, (insn >>> 20) & 31);
+            if (f3 > 3) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+            const size = 1 << f3;
+            const h = tlb(wT, va, <i64>(size - 1));
+            if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, 0); sLen = 4; slow = SLOW_STORE; break; }
+            if (f3 == 3) store<i64>(<usize>h, v);
+            else if (f3 == 2) store<u32>(<usize>h, <u32>v);
+            else if (f3 == 1) store<u16>(<usize>h, <u16>v);
+            else store<u8>(<usize>h, <u8>v);
+            pc += 4;
+            count++;
             continue;
           }
-          if (f3 == 4) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-          csrInsn(insn);
-          if (excCause >= 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
-          pc += 4;
-          limit = 0;
-          continue;
-        }
-        case 0x0B: { // AMO
-          amo(insn);
-          if (excCause >= 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
-          pc += 4;
-          continue;
-        }
-        case 0x01: { // LOAD-FP
-          if (fsOff() || (f3 != 2 && f3 != 3)) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-          const va = X(s, rs1) + <i64>(<i32>insn >> 20);
-          const v = f3 == 3 ? ld8(rT, va) : ld4(rT, va) | <i64>0xFFFFFFFF00000000;
-          if (excCause >= 0) { pc = memFault(pc, info(f3 == 3 ? 8 : 4, 0, rd, 0, 1), 4); limit = 0; continue; }
-          store<i64>(s + HART_F + (<usize>rd << 3), v);
-          dirtyFs();
-          pc += 4;
-          continue;
-        }
-        case 0x09: { // STORE-FP
-          if (fsOff() || (f3 != 2 && f3 != 3)) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-          const va = X(s, rs1) + <i64>(((<i32>insn >> 20) & ~31) | <i32>rd);
-          const v = load<i64>(s + HART_F + (<usize>((insn >>> 20) & 31) << 3));
-          if (f3 == 3) st8(wT, va, v); else st4(wT, va, v);
-          if (excCause >= 0) {
-            store<i64>(S + 792, v);
-            pc = memFault(pc, info(f3 == 3 ? 8 : 4, 1, 0, 0, 1), 4); limit = 0;
+          case 0x04: { // OP-IMM
+            const a = X(s, rs1);
+            const imm = <i64>(<i32>insn >> 20);
+            let v: i64 = 0;
+            switch (f3) {
+              case 0: v = a + imm; break;
+              case 1:
+                if ((insn >>> 26) != 0) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+                v = a << (imm & 63);
+                break;
+              case 2:
+                if (insn == MARKER && markerEnabled) { slow = SLOW_MARKER; break; }
+                v = a < imm ? 1 : 0;
+                break;
+              case 3: v = <u64>a < <u64>imm ? 1 : 0; break;
+              case 4: v = a ^ imm; break;
+              case 5: {
+                const f6 = insn >>> 26;
+                if (f6 == 0) v = a >>> (imm & 63);
+                else if (f6 == 0x10) v = a >> (imm & 63);
+                else { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; }
+                break;
+              }
+              case 6: v = a | imm; break;
+              default: v = a & imm; break;
+            }
+            if (slow != 0) break;
+            setXr(s, rd, v);
+            pc += 4;
+            count++;
             continue;
           }
-          pc += 4;
-          continue;
+          case 0x0C: { // OP
+            const a = X(s, rs1);
+            const b = X(s, (insn >>> 20) & 31);
+            const f7 = insn >>> 25;
+            let v: i64 = 0;
+            if (f7 == 0) {
+              switch (f3) {
+                case 0: v = a + b; break;
+                case 1: v = a << (b & 63); break;
+                case 2: v = a < b ? 1 : 0; break;
+                case 3: v = <u64>a < <u64>b ? 1 : 0; break;
+                case 4: v = a ^ b; break;
+                case 5: v = a >>> (b & 63); break;
+                case 6: v = a | b; break;
+                default: v = a & b; break;
+              }
+            } else if (f7 == 1) {
+              switch (f3) {
+                case 0: v = a * b; break;
+                case 1: v = mulh(a, b); break;
+                case 2: v = mulhsu(a, b); break;
+                case 3: v = mulhu(a, b); break;
+                case 4: v = div(a, b); break;
+                case 5: v = divu(a, b); break;
+                case 6: v = rem(a, b); break;
+                default: v = remu(a, b); break;
+              }
+            } else if (f7 == 0x20 && f3 == 0) {
+              v = a - b;
+            } else if (f7 == 0x20 && f3 == 5) {
+              v = a >> (b & 63);
+            } else { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+            setXr(s, rd, v);
+            pc += 4;
+            count++;
+            continue;
+          }
+          case 0x18: { // BRANCH
+            const a = X(s, rs1);
+            const b = X(s, (insn >>> 20) & 31);
+            let taken = false;
+            switch (f3) {
+              case 0: taken = a == b; break;
+              case 1: taken = a != b; break;
+              case 4: taken = a < b; break;
+              case 5: taken = a >= b; break;
+              case 6: taken = <u64>a < <u64>b; break;
+              case 7: taken = <u64>a >= <u64>b; break;
+              default: sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break;
+            }
+            if (slow != 0) break;
+            if (taken) {
+              pc += <i64>((<i32>(insn & 0x80000000) >> 19) | <i32>((insn & 0x80) << 4) |
+                <i32>((insn >>> 20) & 0x7E0) | <i32>((insn >>> 7) & 0x1E));
+            } else pc += 4;
+            count++;
+            continue;
+          }
+          case 0x19: { // JALR
+            if (f3 != 0) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+            const t = (X(s, rs1) + <i64>(<i32>insn >> 20)) & ~1;
+            setXr(s, rd, pc + 4);
+            pc = t;
+            count++;
+            continue;
+          }
+          case 0x1B: { // JAL
+            setXr(s, rd, pc + 4);
+            pc += <i64>((<i32>(insn & 0x80000000) >> 11) | <i32>(insn & 0xFF000) |
+              <i32>((insn >>> 9) & 0x800) | <i32>((insn >>> 20) & 0x7FE));
+            count++;
+            continue;
+          }
+          case 0x0D: // LUI
+            setXr(s, rd, <i64><i32>(insn & 0xFFFFF000));
+            pc += 4;
+            count++;
+            continue;
+          case 0x05: // AUIPC
+            setXr(s, rd, pc + <i64><i32>(insn & 0xFFFFF000));
+            pc += 4;
+            count++;
+            continue;
+          case 0x06: { // OP-IMM-32
+            const a = X(s, rs1);
+            const imm = <i64>(<i32>insn >> 20);
+            const sh = <i32>(imm & 31);
+            let v: i64 = 0;
+            if (f3 == 0) v = sx32(a + imm);
+            else if (f3 == 1 && (insn >>> 25) == 0) v = <i64>(<i32>a << sh);
+            else if (f3 == 5 && (insn >>> 25) == 0) v = <i64><i32>(<u32>a >>> sh);
+            else if (f3 == 5 && (insn >>> 25) == 0x20) v = <i64>(<i32>a >> sh);
+            else { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+            setXr(s, rd, v);
+            pc += 4;
+            count++;
+            continue;
+          }
+          case 0x0E: { // OP-32
+            const a = X(s, rs1);
+            const b = X(s, (insn >>> 20) & 31);
+            const f7 = insn >>> 25;
+            const aw = <i32>a, bw = <i32>b;
+            let v: i64 = 0;
+            if (f7 == 0 && f3 == 0) v = <i64>(aw + bw);
+            else if (f7 == 0x20 && f3 == 0) v = <i64>(aw - bw);
+            else if (f7 == 0 && f3 == 1) v = <i64>(aw << (bw & 31));
+            else if (f7 == 0 && f3 == 5) v = <i64><i32>(<u32>aw >>> (bw & 31));
+            else if (f7 == 0x20 && f3 == 5) v = <i64>(aw >> (bw & 31));
+            else if (f7 == 1) {
+              switch (f3) {
+                case 0: v = <i64>(aw * bw); break;
+                case 4: v = bw == 0 ? -1 : bw == -1 ? <i64><i32>(0 - aw) : <i64>(aw / bw); break;
+                case 5: v = bw == 0 ? -1 : <i64><i32>(<u32>aw / <u32>bw); break;
+                case 6: v = bw == 0 ? <i64>aw : bw == -1 ? 0 : <i64>(aw % bw); break;
+                case 7: v = bw == 0 ? <i64>aw : <i64><i32>(<u32>aw % <u32>bw); break;
+                default: sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break;
+              }
+              if (slow != 0) break;
+            } else { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+            setXr(s, rd, v);
+            pc += 4;
+            count++;
+            continue;
+          }
+          case 0x03: // MISC-MEM: fence, fence.i (no decode cache, so nothing to flush)
+            if (f3 > 1) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+            pc += 4;
+            count++;
+            continue;
+          case 0x01: { // LOAD-FP
+            if (fsOff() || (f3 != 2 && f3 != 3)) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+            const va = X(s, rs1) + <i64>(<i32>insn >> 20);
+            const size = f3 == 3 ? 8 : 4;
+            const h = tlb(rT, va, <i64>(size - 1));
+            if (h < 0) { sVa = va; sInfo = info(size, 0, rd, 0, 1); sLen = 4; slow = SLOW_LOAD; break; }
+            store<i64>(s + HART_F + (<usize>rd << 3), size == 8 ? load<i64>(<usize>h) : <i64>load<u32>(<usize>h) | BOX);
+            dirtyFs();
+            pc += 4;
+            count++;
+            continue;
+          }
+          case 0x09: { // STORE-FP
+            if (fsOff() || (f3 != 2 && f3 != 3)) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+            const va = X(s, rs1) + <i64>(((<i32>insn >> 20) & ~31) | <i32>rd);
+            const v = load<i64>(s + HART_F + (<usize>((insn >>> 20) & 31) << 3));
+            const size = f3 == 3 ? 8 : 4;
+            const h = tlb(wT, va, <i64>(size - 1));
+            if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, 1); sLen = 4; slow = SLOW_STORE; break; }
+            if (size == 8) store<i64>(<usize>h, v); else store<u32>(<usize>h, <u32>v);
+            pc += 4;
+            count++;
+            continue;
+          }
+          case 0x1C: sInsn = insn; slow = SLOW_SYSTEM; break;
+          case 0x0B: sInsn = insn; slow = SLOW_AMO; break;
+          case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: sInsn = insn; slow = SLOW_FP; break;
+          default: sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break;
         }
-        case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: { // FMA, OP-FP
-          if (fsOff()) { pc = except(pc, CAUSE_ILLEGAL, insn); limit = 0; continue; }
-          fpInsn(insn);
-          if (excCause >= 0) { pc = except(pc, excCause, excTval); limit = 0; continue; }
-          pc += 4;
-          continue;
-        }
-        default:
-          pc = except(pc, CAUSE_ILLEGAL, insn);
-          limit = 0;
-          continue;
+        break;
       }
+
+      // Compressed instructions (RVC, unprivileged spec chapter 16).
+      const c = insn & 0xFFFF; // the fast fetch loads 32 bits; keep only the halfword
+      const rdc = (c >>> 7) & 31;
+      const rs2c = (c >>> 2) & 31;
+      const rdp = 8 + ((c >>> 2) & 7); // rd' / rs2'
+      const rs1p = 8 + ((c >>> 7) & 7); // rs1' / rd'
+      const imm6 = <i64>(((<i32>(c << 19)) >> 26 & ~31) | <i32>((c >>> 2) & 31)); // sext(c[12], c[6:2])
+      switch (((c & 3) << 3) | (c >>> 13)) {
+        case 0x00: { // c.addi4spn
+          const imm = ((c >>> 7) & 0x30) | ((c >>> 1) & 0x3C0) | ((c >>> 4) & 4) | ((c >>> 2) & 8);
+          if (imm == 0) { sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break; }
+          setXr(s, rdp, X(s, 2) + <i64>imm);
+          pc += 2;
+          count++;
+          continue;
+        }
+        case 0x01: case 0x03: case 0x02: { // c.fld, c.ld, c.lw
+          const f = c >>> 13;
+          if (f == 1 && fsOff()) { sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break; }
+          const imm = f == 2 ? ((c >>> 7) & 0x38) | ((c >>> 4) & 4) | ((c << 1) & 0x40)
+            : ((c >>> 7) & 0x38) | ((c << 1) & 0xC0);
+          const va = X(s, rs1p) + <i64>imm;
+          const size = f == 2 ? 4 : 8;
+          const h = tlb(rT, va, <i64>(size - 1));
+          if (h < 0) { sVa = va; sInfo = info(size, 0, rdp, 1, f == 1 ? 1 : 0); sLen = 2; slow = SLOW_LOAD; break; }
+          if (f == 1) { store<i64>(s + HART_F + (<usize>rdp << 3), load<i64>(<usize>h)); dirtyFs(); }
+          else setXr(s, rdp, size == 4 ? <i64>load<i32>(<usize>h) : load<i64>(<usize>h));
+          pc += 2;
+          count++;
+          continue;
+        }
+        case 0x05: case 0x06: case 0x07: { // c.fsd, c.sw, c.sd
+          const f = c >>> 13;
+          if (f == 5 && fsOff()) { sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break; }
+          const imm = f == 6 ? ((c >>> 7) & 0x38) | ((c >>> 4) & 4) | ((c << 1) & 0x40)
+            : ((c >>> 7) & 0x38) | ((c << 1) & 0xC0);
+          const va = X(s, rs1p) + <i64>imm;
+          const v = f == 5 ? load<i64>(s + HART_F + (<usize>rdp << 3)) : X(s, rdp);
+          const size = f == 6 ? 4 : 8;
+          const h = tlb(wT, va, <i64>(size - 1));
+          if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, f == 5 ? 1 : 0); sLen = 2; slow = SLOW_STORE; break; }
+          if (size == 4) store<u32>(<usize>h, <u32>v); else store<i64>(<usize>h, v);
+          pc += 2;
+          count++;
+          continue;
+        }
+        case 0x08: // c.addi (c.nop)
+          setXr(s, rdc, X(s, rdc) + imm6);
+          pc += 2;
+          count++;
+          continue;
+        case 0x09: // c.addiw
+          if (rdc == 0) { sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break; }
+          setXr(s, rdc, sx32(X(s, rdc) + imm6));
+          pc += 2;
+          count++;
+          continue;
+        case 0x0A: // c.li
+          setXr(s, rdc, imm6);
+          pc += 2;
+          count++;
+          continue;
+        case 0x0B: { // c.addi16sp / c.lui
+          if (rdc == 2) {
+            const imm = (<i32>(c << 19) >> 22 & ~0x1FF) | <i32>((c >>> 2) & 0x10) | <i32>((c << 1) & 0x40) |
+              <i32>((c << 4) & 0x180) | <i32>((c << 3) & 0x20);
+            if (imm == 0) { sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break; }
+            setXr(s, 2, X(s, 2) + <i64>imm);
+          } else {
+            if (imm6 == 0) { sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break; }
+            setXr(s, rdc, imm6 << 12);
+          }
+          pc += 2;
+          count++;
+          continue;
+        }
+        case 0x0C: { // misc ALU
+          const a = X(s, rs1p);
+          const f2 = (c >>> 10) & 3;
+          let v: i64 = 0;
+          if (f2 == 0) v = a >>> (imm6 & 63);
+          else if (f2 == 1) v = a >> (imm6 & 63);
+          else if (f2 == 2) v = a & imm6;
+          else {
+            const b = X(s, rdp);
+            switch (((c >>> 10) & 4) | ((c >>> 5) & 3)) {
+              case 0: v = a - b; break;
+              case 1: v = a ^ b; break;
+              case 2: v = a | b; break;
+              case 3: v = a & b; break;
+              case 4: v = sx32(a - b); break;
+              case 5: v = sx32(a + b); break;
+              default: sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break;
+            }
+            if (slow != 0) break;
+          }
+          setXr(s, rs1p, v);
+          pc += 2;
+          count++;
+          continue;
+        }
+        case 0x0D: // c.j
+          pc += <i64>((<i32>(c << 19) >> 20 & ~0x7FF) | <i32>((c >>> 7) & 0x10) | <i32>((c >>> 1) & 0x300) |
+            <i32>((c << 2) & 0x400) | <i32>((c >>> 1) & 0x40) | <i32>((c << 1) & 0x80) |
+            <i32>((c >>> 2) & 0xE) | <i32>((c << 3) & 0x20));
+          count++;
+          continue;
+        case 0x0E: case 0x0F: { // c.beqz, c.bnez
+          if ((X(s, rs1p) == 0) == ((c >>> 13) == 6)) {
+            pc += <i64>((<i32>(c << 19) >> 23 & ~0xFF) | <i32>((c >>> 7) & 0x18) | <i32>((c << 1) & 0xC0) |
+              <i32>((c >>> 2) & 6) | <i32>((c << 3) & 0x20));
+          } else pc += 2;
+          count++;
+          continue;
+        }
+        case 0x10: // c.slli
+          setXr(s, rdc, X(s, rdc) << (imm6 & 63));
+          pc += 2;
+          count++;
+          continue;
+        case 0x11: case 0x13: case 0x12: { // c.fldsp, c.ldsp, c.lwsp
+          const f = c >>> 13;
+          if ((f == 1 && fsOff()) || (f != 1 && rdc == 0)) { sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break; }
+          const imm = f == 2 ? ((c >>> 7) & 0x20) | ((c >>> 2) & 0x1C) | ((c << 4) & 0xC0)
+            : ((c >>> 7) & 0x20) | ((c >>> 2) & 0x18) | ((c << 4) & 0x1C0);
+          const va = X(s, 2) + <i64>imm;
+          const size = f == 2 ? 4 : 8;
+          const h = tlb(rT, va, <i64>(size - 1));
+          if (h < 0) { sVa = va; sInfo = info(size, 0, rdc, 1, f == 1 ? 1 : 0); sLen = 2; slow = SLOW_LOAD; break; }
+          if (f == 1) { store<i64>(s + HART_F + (<usize>rdc << 3), load<i64>(<usize>h)); dirtyFs(); }
+          else setXr(s, rdc, size == 4 ? <i64>load<i32>(<usize>h) : load<i64>(<usize>h));
+          pc += 2;
+          count++;
+          continue;
+        }
+        case 0x14: { // c.jr, c.mv, c.ebreak, c.jalr, c.add
+          if ((c & 0x1000) == 0) {
+            if (rs2c == 0) {
+              if (rdc == 0) { sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break; }
+              pc = X(s, rdc) & ~1;
+              count++;
+              continue;
+            }
+            setXr(s, rdc, X(s, rs2c));
+          } else if (rs2c == 0) {
+            if (rdc == 0) { sCause = CAUSE_BREAKPOINT; sTval = pc; slow = SLOW_EXC; break; }
+            const t = X(s, rdc) & ~1;
+            setXr(s, 1, pc + 2);
+            pc = t;
+            count++;
+            continue;
+          } else {
+            setXr(s, rdc, X(s, rdc) + X(s, rs2c));
+          }
+          pc += 2;
+          count++;
+          continue;
+        }
+        case 0x15: case 0x16: case 0x17: { // c.fsdsp, c.swsp, c.sdsp
+          const f = c >>> 13;
+          if (f == 5 && fsOff()) { sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break; }
+          const imm = f == 6 ? ((c >>> 7) & 0x3C) | ((c >>> 1) & 0xC0) : ((c >>> 7) & 0x38) | ((c >>> 1) & 0x1C0);
+          const va = X(s, 2) + <i64>imm;
+          const v = f == 5 ? load<i64>(s + HART_F + (<usize>rs2c << 3)) : X(s, rs2c);
+          const size = f == 6 ? 4 : 8;
+          const h = tlb(wT, va, <i64>(size - 1));
+          if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, f == 5 ? 1 : 0); sLen = 2; slow = SLOW_STORE; break; }
+          if (size == 4) store<u32>(<usize>h, <u32>v); else store<i64>(<usize>h, v);
+          pc += 2;
+          count++;
+          continue;
+        }
+        default: // c.0x04 is reserved
+          sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC;
+          break;
+      }
+      break;
     }
 
-    // Compressed instructions (RVC, unprivileged spec chapter 16).
-    const c = insn & 0xFFFF; // the fast fetch path loads 32 bits; keep only the halfword
-    const rdc = (c >>> 7) & 31;
-    const rs2c = (c >>> 2) & 31;
-    const rdp = 8 + ((c >>> 2) & 7); // rd' / rs2'
-    const rs1p = 8 + ((c >>> 7) & 7); // rs1' / rd'
-    const imm6 = <i64>(((<i32>(c << 19)) >> 26 & ~31) | <i32>((c >>> 2) & 31)); // sext(c[12], c[6:2])
-    switch (((c & 3) << 3) | (c >>> 13)) {
-      case 0x00: { // c.addi4spn
-        const imm = ((c >>> 7) & 0x30) | ((c >>> 1) & 0x3C0) | ((c >>> 4) & 4) | ((c >>> 2) & 8);
-        if (imm == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
-        setXr(s, rdp, X(s, 2) + <i64>imm);
-        pc += 2;
-        continue;
-      }
-      case 0x01: case 0x03: case 0x02: { // c.fld, c.ld, c.lw
-        const f = c >>> 13;
-        if (f == 1 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
-        const imm = f == 2 ? ((c >>> 7) & 0x38) | ((c >>> 4) & 4) | ((c << 1) & 0x40)
-          : ((c >>> 7) & 0x38) | ((c << 1) & 0xC0);
-        const va = X(s, rs1p) + <i64>imm;
-        const v = f == 2 ? sx32(ld4(rT, va)) : ld8(rT, va);
-        if (excCause >= 0) { pc = memFault(pc, info(f == 2 ? 4 : 8, 0, rdp, 1, f == 1 ? 1 : 0), 2); limit = 0; continue; }
-        if (f == 1) { store<i64>(s + HART_F + (<usize>rdp << 3), v); dirtyFs(); } else setXr(s, rdp, v);
-        pc += 2;
-        continue;
-      }
-      case 0x05: case 0x06: case 0x07: { // c.fsd, c.sw, c.sd
-        const f = c >>> 13;
-        if (f == 5 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
-        const imm = f == 6 ? ((c >>> 7) & 0x38) | ((c >>> 4) & 4) | ((c << 1) & 0x40)
-          : ((c >>> 7) & 0x38) | ((c << 1) & 0xC0);
-        const va = X(s, rs1p) + <i64>imm;
-        const v = f == 5 ? load<i64>(s + HART_F + (<usize>rdp << 3)) : X(s, rdp);
-        if (f == 6) st4(wT, va, v); else st8(wT, va, v);
-        if (excCause >= 0) {
-          store<i64>(S + 792, v);
-          pc = memFault(pc, info(f == 6 ? 4 : 8, 1, 0, 0, f == 5 ? 1 : 0), 2); limit = 0;
-          continue;
+    // The outer loop: finish the instruction the inner loop left, with whatever calls it needs.
+    switch (slow) {
+      case 0: break; // budget reached
+      case SLOW_FETCH: {
+        if ((pc & ~0xFFF) != fpage) {
+          setPC(pc);
+          const h = fetchHost(pc);
+          if (h < 0) { limit--; pc = except(pc, excCause, excTval); break; }
+          fpage = pc & ~0xFFF;
+          fadd = (h - (pc & 0xFFF)) - fpage;
         }
-        pc += 2;
-        continue;
-      }
-      case 0x08: // c.addi (c.nop)
-        setXr(s, rdc, X(s, rdc) + imm6);
-        pc += 2;
-        continue;
-      case 0x09: // c.addiw
-        if (rdc == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
-        setXr(s, rdc, sx32(X(s, rdc) + imm6));
-        pc += 2;
-        continue;
-      case 0x0A: // c.li
-        setXr(s, rdc, imm6);
-        pc += 2;
-        continue;
-      case 0x0B: { // c.addi16sp / c.lui
-        if (rdc == 2) {
-          const imm = (<i32>(c << 19) >> 22 & ~0x1FF) | <i32>((c >>> 2) & 0x10) | <i32>((c << 1) & 0x40) |
-            <i32>((c << 4) & 0x180) | <i32>((c << 3) & 0x20);
-          if (imm == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
-          setXr(s, 2, X(s, 2) + <i64>imm);
-        } else {
-          if (imm6 == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
-          setXr(s, rdc, imm6 << 12);
-        }
-        pc += 2;
-        continue;
-      }
-      case 0x0C: { // misc ALU
-        const a = X(s, rs1p);
-        const f2 = (c >>> 10) & 3;
-        let v: i64;
-        if (f2 == 0) v = a >>> (imm6 & 63);
-        else if (f2 == 1) v = a >> (imm6 & 63);
-        else if (f2 == 2) v = a & imm6;
-        else {
-          const b = X(s, rdp);
-          const op = ((c >>> 10) & 4) | ((c >>> 5) & 3);
-          switch (op) {
-            case 0: v = a - b; break;
-            case 1: v = a ^ b; break;
-            case 2: v = a | b; break;
-            case 3: v = a & b; break;
-            case 4: v = sx32(a - b); break;
-            case 5: v = sx32(a + b); break;
-            default: pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue;
+        if ((pc & 0xFFF) == 0xFFE) {
+          let i = <u32>load<u16>(<usize>(pc + fadd));
+          if ((i & 3) == 3) {
+            setPC(pc);
+            const h2 = fetchHost(pc + 2);
+            if (h2 < 0) { limit--; pc = except(pc, excCause, excTval); break; }
+            i |= <u32>load<u16>(<usize>h2) << 16;
           }
+          pendPc = pc;
+          pendInsn = i;
         }
-        setXr(s, rs1p, v);
-        pc += 2;
-        continue;
+        break;
       }
-      case 0x0D: { // c.j
-        pc += <i64>((<i32>(c << 19) >> 20 & ~0x7FF) | <i32>((c >>> 7) & 0x10) | <i32>((c >>> 1) & 0x300) |
-          <i32>((c << 2) & 0x400) | <i32>((c >>> 1) & 0x40) | <i32>((c << 1) & 0x80) |
-          <i32>((c >>> 2) & 0xE) | <i32>((c << 3) & 0x20));
-        continue;
+      case SLOW_LOAD: {
+        const v = loadSlow(sVa, <i32>(sInfo & 0xFF));
+        if (excCause >= 0) { limit--; pc = memFault(pc, sInfo, sLen); break; }
+        writeLoaded(s, sInfo, v);
+        pc += sLen;
+        count++;
+        break;
       }
-      case 0x0E: case 0x0F: { // c.beqz, c.bnez
-        const a = X(s, rs1p);
-        if ((a == 0) == ((c >>> 13) == 6)) {
-          pc += <i64>((<i32>(c << 19) >> 23 & ~0xFF) | <i32>((c >>> 7) & 0x18) | <i32>((c << 1) & 0xC0) |
-            <i32>((c >>> 2) & 6) | <i32>((c << 3) & 0x20));
-        } else pc += 2;
-        continue;
-      }
-      case 0x10: // c.slli
-        setXr(s, rdc, X(s, rdc) << (imm6 & 63));
-        pc += 2;
-        continue;
-      case 0x11: case 0x13: case 0x12: { // c.fldsp, c.ldsp, c.lwsp
-        const f = c >>> 13;
-        if (f == 1 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
-        if (f != 1 && rdc == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
-        const imm = f == 2 ? ((c >>> 7) & 0x20) | ((c >>> 2) & 0x1C) | ((c << 4) & 0xC0)
-          : ((c >>> 7) & 0x20) | ((c >>> 2) & 0x18) | ((c << 4) & 0x1C0);
-        const va = X(s, 2) + <i64>imm;
-        const v = f == 2 ? sx32(ld4(rT, va)) : ld8(rT, va);
-        if (excCause >= 0) { pc = memFault(pc, info(f == 2 ? 4 : 8, 0, rdc, 1, f == 1 ? 1 : 0), 2); limit = 0; continue; }
-        if (f == 1) { store<i64>(s + HART_F + (<usize>rdc << 3), v); dirtyFs(); } else setXr(s, rdc, v);
-        pc += 2;
-        continue;
-      }
-      case 0x14: { // c.jr, c.mv, c.ebreak, c.jalr, c.add
-        if ((c & 0x1000) == 0) {
-          if (rs2c == 0) {
-            if (rdc == 0) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
-            pc = X(s, rdc) & ~1;
-            continue;
-          }
-          setXr(s, rdc, X(s, rs2c));
-        } else if (rs2c == 0) {
-          if (rdc == 0) { pc = except(pc, CAUSE_BREAKPOINT, pc); limit = 0; continue; }
-          const t = X(s, rdc) & ~1;
-          setXr(s, 1, pc + 2);
-          pc = t;
-          continue;
-        } else {
-          setXr(s, rdc, X(s, rdc) + X(s, rs2c));
-        }
-        pc += 2;
-        continue;
-      }
-      case 0x15: case 0x16: case 0x17: { // c.fsdsp, c.swsp, c.sdsp
-        const f = c >>> 13;
-        if (f == 5 && fsOff()) { pc = except(pc, CAUSE_ILLEGAL, c); limit = 0; continue; }
-        const imm = f == 6 ? ((c >>> 7) & 0x3C) | ((c >>> 1) & 0xC0) : ((c >>> 7) & 0x38) | ((c >>> 1) & 0x1C0);
-        const va = X(s, 2) + <i64>imm;
-        const v = f == 5 ? load<i64>(s + HART_F + (<usize>rs2c << 3)) : X(s, rs2c);
-        if (f == 6) st4(wT, va, v); else st8(wT, va, v);
+      case SLOW_STORE: {
+        storeSlow(sVa, sVal, <i32>(sInfo & 0xFF));
         if (excCause >= 0) {
-          store<i64>(S + 792, v);
-          pc = memFault(pc, info(f == 6 ? 4 : 8, 1, 0, 0, f == 5 ? 1 : 0), 2); limit = 0;
-          continue;
+          if (excCause == EXC_WATCH) count++;
+          store<i64>(s + HART_EXIT_DATA, sVal);
+          limit--; pc = memFault(pc, sInfo, sLen);
+          break;
         }
-        pc += 2;
-        continue;
+        pc += sLen;
+        count++;
+        break;
       }
-      default: // c.0x04 reserved
-        pc = except(pc, CAUSE_ILLEGAL, c);
-        limit = 0;
-        continue;
+      case SLOW_EXC:
+        limit--; pc = except(pc, sCause, sTval);
+        break;
+      case SLOW_SYSTEM: {
+        setPC(pc);
+        setCount(count + 1);
+        const f3 = (sInsn >>> 12) & 7;
+        if (f3 == 0) {
+          const npc = system(sInsn, pc);
+          if (excCause >= 0) { limit--; pc = except(pc, excCause, excTval); break; }
+          pc = npc;
+        } else if (f3 == 4) {
+          limit--; pc = except(pc, CAUSE_ILLEGAL, sInsn);
+          break;
+        } else {
+          csrInsn(sInsn);
+          if (excCause >= 0) { limit--; pc = except(pc, excCause, excTval); break; }
+          pc += 4;
+        }
+        count++;
+        break;
+      }
+      case SLOW_AMO:
+        amo(sInsn);
+        if (excCause >= 0) { limit--; pc = except(pc, excCause, excTval); break; }
+        pc += 4;
+        count++;
+        break;
+      case SLOW_FP:
+        if (fsOff()) { limit--; pc = except(pc, CAUSE_ILLEGAL, sInsn); break; }
+        fpInsn(sInsn);
+        if (excCause >= 0) { limit--; pc = except(pc, excCause, excTval); break; }
+        pc += 4;
+        count++;
+        break;
+      case SLOW_MARKER:
+        setExit(EXIT_MARKER);
+        pc += 4;
+        count++;
+        break;
     }
   }
   store<i64>(s + HART_PC, pc);
@@ -750,22 +798,26 @@ export function run(state: usize, budget: i64): i32 {
 
 // Finish an MMIO access that run() left for the host: write the loaded value (for loads) and
 // step past the instruction.
+// Write a loaded value to the destination an access description names (see info()): extended
+// to 64 bits as the load instruction says, NaN-boxed for flw.
+function writeLoaded(s: usize, inf: i64, value: i64): void {
+  const size = <i32>(inf & 0xFF);
+  const rd = <u32>((inf >>> 16) & 31);
+  let v = value;
+  if (size < 8) {
+    const sh = 64 - 8 * size;
+    v = ((inf >>> 24) & 1) != 0 ? (v << sh) >> sh : (v << sh) >>> sh;
+  }
+  if (((inf >>> 25) & 1) != 0) {
+    store<i64>(s + HART_F + (<usize>rd << 3), size == 4 ? v | BOX : v);
+    dirtyFs();
+  } else setXr(s + HART_X, rd, v);
+}
+
 export function mmioDone(state: usize, value: i64): void {
   S = state;
   const inf = load<i64>(state + HART_EXIT_INFO);
-  const size = <i32>(inf & 0xFF);
-  if (((inf >>> 8) & 1) == 0) {
-    const rd = <u32>((inf >>> 16) & 31);
-    let v = value;
-    if (size < 8) {
-      const sh = 64 - 8 * size;
-      v = ((inf >>> 24) & 1) != 0 ? (v << sh) >> sh : (v << sh) >>> sh;
-    }
-    if (((inf >>> 25) & 1) != 0) {
-      store<i64>(state + HART_F + (<usize>rd << 3), size == 4 ? (v & 0xFFFFFFFF) | <i64>0xFFFFFFFF00000000 : v);
-      dirtyFs();
-    } else setXr(state + HART_X, rd, v);
-  }
+  if (((inf >>> 8) & 1) == 0) writeLoaded(state, inf, value);
   store<i64>(state + HART_PC, load<i64>(state + HART_PC) + ((inf >>> 28) & 0xF));
   store<i64>(state + HART_INSTRET, load<i64>(state + HART_INSTRET) + 1);
 }

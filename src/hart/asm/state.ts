@@ -18,9 +18,6 @@ export function setExit(code: i32): void { gExit = code; attn = true; }
 export let attn: bool = true;
 export function clearAttn(): void { attn = false; }
 
-// Instructions counted by the run loop that did not retire (they trapped or left for the host).
-export let gUncount: i64 = 0;
-export function setUncount(v: i64): void { gUncount = v; }
 
 // A synchronous exception raised by a memory access or helper (-1: none). Values >= EXC_MMIO are
 // not architectural: they ask the run loop to leave for the host.
