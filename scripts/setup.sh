@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything Ringvisor needs on a fresh Debian machine, then builds it.
+# With --system, only the Debian packages (the benchmarks use this: they compare against QEMU).
 #  - gcc-riscv64-linux-gnu: cross compiler for the test and benchmark programs
 #  - qemu-system-misc, qemu-user: the reference RISC-V implementations tests compare against
 #  - device-tree-compiler: decodes the device trees Ringvisor writes, in tests
@@ -18,6 +19,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+[ "${1:-}" = "--system" ] && exit 0
 
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 npm run build

@@ -3,7 +3,7 @@
 // current fetch page) lives in locals; everything rare is a call.
 import {
   HART_PC, HART_PRIV, HART_INSTRET, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
-  HART_X, HART_F, HART_STAT_TRAP, HART_EXIT_DATA, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
+  HART_X, HART_F, HART_FCSR, HART_STAT_TRAP, HART_EXIT_DATA, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
 } from "../layout";
 import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
@@ -18,8 +18,10 @@ import {
 import { takeTrap, checkInterrupts, mret, sret } from "./trap";
 import { csrInsn } from "./csr";
 import { fpInsn } from "./fexec";
+import * as fpu from "./fpu";
 
 const BOX: i64 = <i64>0xFFFFFFFF_00000000; // NaN-boxing of binary32 values in f registers
+const SIGN64: u64 = 0x8000_0000_0000_0000;
 
 // Marker instruction `slti x0, x0, 0x7a5`: a no-op that the host may ask to be told about.
 const MARKER: u32 = 0x7a502013;
@@ -520,7 +522,42 @@ export function run(state: usize, budget: i64): i32 {
           }
           case 0x1C: sInsn = insn; slow = SLOW_SYSTEM; break;
           case 0x0B: sInsn = insn; slow = SLOW_AMO; break;
-          case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: sInsn = insn; slow = SLOW_FP; break;
+          case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: {
+            // The common double-precision cases in round-to-nearest stay here (fpu.ts fast paths,
+            // which make no calls); everything else goes to fexec.ts through the outer loop.
+            if (fsOff()) { sInsn = insn; slow = SLOW_FP; break; }
+            const fcsr = load<i64>(s + HART_FCSR);
+            const rm = f3 == 7 ? <u32>((fcsr >>> 5) & 7) : f3;
+            const rs2 = (insn >>> 20) & 31;
+            const a = <u64>load<i64>(s + HART_F + (<usize>rs1 << 3));
+            const b = <u64>load<i64>(s + HART_F + (<usize>rs2 << 3));
+            const op = (insn >>> 2) & 31;
+            const f7 = insn >>> 25;
+            let r: u64 = fpu.F64_FAST_MISS;
+            fpu.fpFlags = 0;
+            if (op == 0x14) {
+              if (f7 == 0x11 && f3 <= 2) { // fsgnj.d, fsgnjn.d, fsgnjx.d (fmv.d, fneg.d, fabs.d)
+                const sb = f3 == 0 ? b : f3 == 1 ? ~b : a ^ b;
+                r = (a & ~SIGN64) | (sb & SIGN64);
+              } else if (rm == 0) {
+                if (f7 == 0x01) r = fpu.f64_add_rne(a, b);
+                else if (f7 == 0x05) r = fpu.f64_add_rne(a, b ^ SIGN64);
+                else if (f7 == 0x09) r = fpu.f64_mul_rne(a, b);
+                else if (f7 == 0x0D) r = fpu.f64_div_rne(a, b);
+                else if (f7 == 0x2D && rs2 == 0) r = fpu.f64_sqrt_rne(a);
+              }
+            } else if (((insn >>> 25) & 3) == 1 && rm == 0) { // fmadd.d, fmsub.d, fnmsub.d, fnmadd.d
+              const c = <u64>load<i64>(s + HART_F + (<usize>(insn >>> 27) << 3));
+              r = fpu.f64_fma_rne(op >= 0x12 ? a ^ SIGN64 : a, b, (op & 1) != 0 ? c ^ SIGN64 : c);
+            }
+            if (r == fpu.F64_FAST_MISS) { sInsn = insn; slow = SLOW_FP; break; }
+            store<i64>(s + HART_F + (<usize>rd << 3), <i64>r);
+            if (fpu.fpFlags != 0) store<i64>(s + HART_FCSR, fcsr | <i64>fpu.fpFlags);
+            dirtyFs();
+            pc += 4;
+            count++;
+            continue;
+          }
           default: sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break;
         }
         break;

@@ -436,54 +436,70 @@ function intToFloat(sign: u64, mag: u64, rm: i32, is64: bool): u64 {
 // ---------------------------------------------------------------------------
 // binary64 arithmetic
 
+// The round-to-nearest fast paths below return F64_FAST_MISS (a signalling NaN, which they never
+// produce) when they do not apply; they make no calls, so the hart's call-free inner loop can use
+// them directly (src/hart/asm/cpu.ts).
+export const F64_FAST_MISS: u64 = 0x7ff0000000000001;
+
+@inline export function f64_add_rne(a: u64, b: u64): u64 {
+  const x = reinterpret<f64>(a), y = reinterpret<f64>(b);
+  const s = x + y;
+  // A finite sum implies finite operands and no overflow. A sum that is
+  // subnormal is exact, so UF cannot arise. Exactness: if |x| >= |y| then
+  // s - x is computed exactly (Dekker's Fast2Sum), and symmetrically, so
+  // the sum is exact iff both differences give back the other operand.
+  if (s - s != 0) return F64_FAST_MISS;
+  if (s - x != y || s - y != x) fpFlags |= NX;
+  return reinterpret<u64>(s);
+}
+
 export function f64_add(a: u64, b: u64, rm: i32): u64 {
   if (rm == RNE) {
-    const x = reinterpret<f64>(a), y = reinterpret<f64>(b);
-    const s = x + y;
-    // A finite sum implies finite operands and no overflow. A sum that is
-    // subnormal is exact, so UF cannot arise. Exactness: if |x| >= |y| then
-    // s - x is computed exactly (Dekker's Fast2Sum), and symmetrically, so
-    // the sum is exact iff both differences give back the other operand.
-    if (s - s == 0) {
-      if (s - x != y || s - y != x) fpFlags |= NX;
-      return reinterpret<u64>(s);
-    }
+    const r = f64_add_rne(a, b);
+    if (r != F64_FAST_MISS) return r;
   }
   return addSlow(a, b, rm, true);
 }
-
 export function f64_sub(a: u64, b: u64, rm: i32): u64 {
   return f64_add(a, b ^ F64_SIGN, rm);
 }
 
+@inline export function f64_mul_rne(a: u64, b: u64): u64 {
+  const x = reinterpret<f64>(a), y = reinterpret<f64>(b);
+  const p = abs<f64>(x * y);
+  // A result above 2^emin (strictly: a product rounding up to exactly 2^emin
+  // may still be tiny) and below infinity needs no UF/OF handling.
+  if (!(p > F64_MIN_NORMAL && p < Infinity)) return F64_FAST_MISS;
+  // Exact iff the product of the odd significand parts fits in 53 bits.
+  const oa = oddSig64(a), ob = oddSig64(b);
+  const n = 128 - <i32>clz(oa) - <i32>clz(ob);
+  if (n > 54 || (n == 54 && oa * ob >= 0x20000000000000)) fpFlags |= NX;
+  return reinterpret<u64>(x * y);
+}
+
 export function f64_mul(a: u64, b: u64, rm: i32): u64 {
   if (rm == RNE) {
-    const x = reinterpret<f64>(a), y = reinterpret<f64>(b);
-    const p = abs<f64>(x * y);
-    // A result above 2^emin (strictly: a product rounding up to exactly 2^emin
-    // may still be tiny) and below infinity needs no UF/OF handling.
-    if (p > F64_MIN_NORMAL && p < Infinity) {
-      // Exact iff the product of the odd significand parts fits in 53 bits.
-      const oa = oddSig64(a), ob = oddSig64(b);
-      const n = 128 - <i32>clz(oa) - <i32>clz(ob);
-      if (n > 54 || (n == 54 && oa * ob >= 0x20000000000000)) fpFlags |= NX;
-      return reinterpret<u64>(x * y);
-    }
+    const r = f64_mul_rne(a, b);
+    if (r != F64_FAST_MISS) return r;
   }
   return mulSlow(a, b, rm, true);
 }
 
+@inline export function f64_div_rne(a: u64, b: u64): u64 {
+  const x = reinterpret<f64>(a), y = reinterpret<f64>(b);
+  const q = abs<f64>(x / y);
+  if (!(q > F64_MIN_NORMAL && q < Infinity)) return F64_FAST_MISS;
+  // x/y = (oa/ob) * 2^k with odd oa, ob: exact iff ob divides oa (the
+  // quotient then has at most 53 bits and the result is normal).
+  const oa = oddSig64(a), ob = oddSig64(b);
+  if (ob != 1 && (ob > oa || oa % ob != 0)) fpFlags |= NX;
+  return reinterpret<u64>(x / y);
+}
+
 export function f64_div(a: u64, b: u64, rm: i32): u64 {
   if (rm == RNE) {
-    const x = reinterpret<f64>(a), y = reinterpret<f64>(b);
-    const q = abs<f64>(x / y);
-    if (q > F64_MIN_NORMAL && q < Infinity) {
-      // x/y = (oa/ob) * 2^k with odd oa, ob: exact iff ob divides oa (the
-      // quotient then has at most 53 bits and the result is normal).
-      const oa = oddSig64(a), ob = oddSig64(b);
-      if (ob != 1 && (ob > oa || oa % ob != 0)) fpFlags |= NX;
-      return reinterpret<u64>(x / y);
-    }
+    const r = f64_div_rne(a, b);
+    if (r != F64_FAST_MISS) return r;
   }
   return divSlow(a, b, rm, true);
 }
@@ -495,17 +511,22 @@ export function f64_div(a: u64, b: u64, rm: i32): u64 {
  * occur (a midpoint has p+1 significant bits and its square is not
  * representable), so RMM equals RNE; the result is always normal.
  */
+@inline export function f64_sqrt_rne(a: u64): u64 {
+  const x = reinterpret<f64>(a);
+  if (!(x > 0 && x < Infinity)) return F64_FAST_MISS;
+  const r = reinterpret<u64>(sqrt<f64>(x));
+  // r*r == a iff the odd parts match (exponents then agree since r ~ sqrt(a));
+  // an odd part >= 2^27 squares to more than 53 bits.
+  const ro = oddSig64(r);
+  if (ro >= 0x8000000 || ro * ro != oddSig64(a)) fpFlags |= NX;
+  return r;
+}
+
 export function f64_sqrt(a: u64, rm: i32): u64 {
   const x = reinterpret<f64>(a);
   if (x > 0 && x < Infinity) {
+    if (rm == RNE || rm == RMM) return f64_sqrt_rne(a);
     const r = reinterpret<u64>(sqrt<f64>(x));
-    if (rm == RNE || rm == RMM) {
-      // r*r == a iff the odd parts match (exponents then agree since r ~ sqrt(a));
-      // an odd part >= 2^27 squares to more than 53 bits.
-      const ro = oddSig64(r);
-      if (ro >= 0x8000000 || ro * ro != oddSig64(a)) fpFlags |= NX;
-      return r;
-    }
     const c = sqrtCompare64(a, r);
     if (c != 0) {
       fpFlags |= NX;
@@ -550,36 +571,39 @@ function sqrtCompare64(a: u64, r: u64): i32 {
  * operands, no overflow in the splitting, error term above the subnormal
  * range) and the result normal, so no UF/OF handling is needed.
  */
+@inline export function f64_fma_rne(a: u64, b: u64, c: u64): u64 {
+  const x = reinterpret<f64>(a), y = reinterpret<f64>(b), z = reinterpret<f64>(c);
+  const uh = x * y;
+  const ax = abs<f64>(x), ay = abs<f64>(y), au = abs<f64>(uh);
+  // 1e297 < 2^990, 1e-270 > 2^-900, 1e300 < 2^1000
+  if (!(ax >= F64_MIN_NORMAL && ax < 1e297 && ay >= F64_MIN_NORMAL && ay < 1e297 &&
+      au >= 1e-270 && au < 1e300 && abs<f64>(z) < 1e300)) return F64_FAST_MISS;
+  // Veltkamp split into 26-bit halves, then Dekker's exact error term.
+  const sx = x * 134217729.0, sy = y * 134217729.0;
+  const xh = sx - (sx - x), yh = sy - (sy - y);
+  const xl = x - xh, yl = y - yh;
+  const ul = (((xh * yh - uh) + xh * yl) + xl * yh) + xl * yl;
+  const th = uh + z;
+  const tz = th - uh;
+  const tl = (uh - (th - tz)) + (z - tz);
+  const w = tl + ul;
+  const wz = w - tl;
+  const ew = (tl - (w - wz)) + (ul - wz);
+  let v = w;
+  if (ew != 0 && (reinterpret<u64>(w) & 1) == 0) {
+    v = reinterpret<f64>(reinterpret<u64>(w) + ((ew > 0) == (w > 0) ? 1 : -1));
+  }
+  const r = th + v;
+  const ar = abs<f64>(r);
+  if (!(ar > F64_MIN_NORMAL && ar < Infinity)) return F64_FAST_MISS;
+  if (ew != 0 || r - th != v || r - v != th) fpFlags |= NX;
+  return reinterpret<u64>(r);
+}
+
 export function f64_fma(a: u64, b: u64, c: u64, rm: i32): u64 {
   if (rm == RNE) {
-    const x = reinterpret<f64>(a), y = reinterpret<f64>(b), z = reinterpret<f64>(c);
-    const uh = x * y;
-    const ax = abs<f64>(x), ay = abs<f64>(y), au = abs<f64>(uh);
-    // 1e297 < 2^990, 1e-270 > 2^-900, 1e300 < 2^1000
-    if (ax >= F64_MIN_NORMAL && ax < 1e297 && ay >= F64_MIN_NORMAL && ay < 1e297 &&
-        au >= 1e-270 && au < 1e300 && abs<f64>(z) < 1e300) {
-      // Veltkamp split into 26-bit halves, then Dekker's exact error term.
-      const sx = x * 134217729.0, sy = y * 134217729.0;
-      const xh = sx - (sx - x), yh = sy - (sy - y);
-      const xl = x - xh, yl = y - yh;
-      const ul = (((xh * yh - uh) + xh * yl) + xl * yh) + xl * yl;
-      const th = uh + z;
-      const tz = th - uh;
-      const tl = (uh - (th - tz)) + (z - tz);
-      const w = tl + ul;
-      const wz = w - tl;
-      const ew = (tl - (w - wz)) + (ul - wz);
-      let v = w;
-      if (ew != 0 && (reinterpret<u64>(w) & 1) == 0) {
-        v = reinterpret<f64>(reinterpret<u64>(w) + ((ew > 0) == (w > 0) ? 1 : -1));
-      }
-      const r = th + v;
-      const ar = abs<f64>(r);
-      if (ar > F64_MIN_NORMAL && ar < Infinity) {
-        if (ew != 0 || r - th != v || r - v != th) fpFlags |= NX;
-        return reinterpret<u64>(r);
-      }
-    }
+    const r = f64_fma_rne(a, b, c);
+    if (r != F64_FAST_MISS) return r;
   }
   return fmaSlow(a, b, c, rm, true);
 }
