@@ -21,7 +21,7 @@ export const Exit = {
   Trap: L.EXIT_TRAP,
   Mmio: L.EXIT_MMIO,
   Watch: L.EXIT_WATCH,
-  Marker: 5,
+  Marker: L.EXIT_MARKER,
 } as const;
 
 let compiled: WebAssembly.Module | undefined;

@@ -90,6 +90,7 @@ export const EXIT_WFI = 1; // waiting for an interrupt; pc is past the wfi
 export const EXIT_TRAP = 2; // a trap would enter M-mode; pc is the trapping instruction
 export const EXIT_MMIO = 3; // load/store outside RAM; pc is the instruction; see HART_EXIT_*
 export const EXIT_WATCH = 4; // a store hit HART_WATCH; pc is past the store
+export const EXIT_MARKER = 5; // the marker instruction retired (when enabled); pc is past it
 
 export const PRIV_U = 0;
 export const PRIV_S = 1;

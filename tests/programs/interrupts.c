@@ -15,10 +15,6 @@
 #define INTR(n) (CAUSE_INTR | (n))
 #define TIMER_OFF 0xffffffffffffffffUL
 
-#define AFUNC(name, body) \
-    u64 name(u64, u64, u64); \
-    __asm__(".text\n.globl " #name "\n.balign 4\n" #name ":\n" \
-            ".option push\n.option norvc\n" body "\n.option pop\n")
 
 /* spin a while (interrupts get a chance to arrive); returns a0 */
 AFUNC(x_spin, "li t0, 2000\n 1: addi t0, t0, -1\n bnez t0, 1b\n ret");

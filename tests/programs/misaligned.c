@@ -11,10 +11,6 @@
 #include "asm.h"
 #include "vm.h"
 
-#define AFUNC(name, body) \
-    u64 name(u64, u64, u64); \
-    __asm__(".text\n.globl " #name "\n.balign 4\n" #name ":\n" \
-            ".option push\n.option norvc\n" body "\n.option pop\n")
 
 /* a0 = address; on a trap a0 comes back unchanged */
 AFUNC(x_lh, "lh a0, 0(a0)\n ret");

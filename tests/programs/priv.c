@@ -8,11 +8,6 @@
 #define SENT 0x5e57000000005e57UL   /* returned when the probed insn trapped */
 #define MISA_EXPECTED 0x800000000014112dUL  /* RV64 IMAFDC S U */
 
-/* leaf function assembled without RVC: name(a0, a1, a2) */
-#define AFUNC(name, body) \
-    u64 name(u64, u64, u64); \
-    __asm__(".text\n.globl " #name "\n.balign 4\n" #name ":\n" \
-            ".option push\n.option norvc\n" body "\n.option pop\n")
 
 AFUNC(x_ecall_here, "li a7, 0\n lla a0, 1f\n 1: ecall\n ret");
 AFUNC(x_ebreak_here, "li a7, 0\n li a6, 0\n lla a0, 1f\n 1: ebreak\n ret");

@@ -11,10 +11,6 @@
  *   - all of mhpmcounter3..31 / hpmcounter3..31 exist */
 #include "asm.h"
 
-#define AFUNC(name, body) \
-    u64 name(u64, u64, u64); \
-    __asm__(".text\n.globl " #name "\n.balign 4\n" #name ":\n" \
-            ".option push\n.option norvc\n" body "\n.option pop\n")
 
 #define MIP_SSIP (1UL << IRQ_SSI)
 #define MIP_MSIP (1UL << IRQ_MSI)

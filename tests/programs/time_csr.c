@@ -4,10 +4,6 @@
  * only passes on machines that provide it, like Ringvisor's.) */
 #include "asm.h"
 
-#define AFUNC(name, body) \
-    u64 name(u64, u64, u64); \
-    __asm__(".text\n.globl " #name "\n.balign 4\n" #name ":\n" \
-            ".option push\n.option norvc\n" body "\n.option pop\n")
 
 AFUNC(x_rdtime, "csrr a0, time\n ret");
 

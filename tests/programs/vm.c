@@ -55,10 +55,6 @@ static struct vm vm, vmb;
 static volatile u64 kvar = 0x4b56415249414b45UL;
 static volatile u64 results[4];
 
-#define AFUNC(name, body) \
-    u64 name(u64, u64, u64); \
-    __asm__(".text\n.globl " #name "\n.balign 4\n" #name ":\n" \
-            ".option push\n.option norvc\n" body "\n.option pop\n")
 
 AFUNC(x_ld, "ld a0, 0(a0)\n ret");
 AFUNC(x_sd, "sd a1, 0(a0)\n ret");

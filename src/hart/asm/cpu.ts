@@ -3,7 +3,7 @@
 // current fetch page) lives in locals; everything rare is a call.
 import {
   HART_PC, HART_PRIV, HART_INSTRET, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
-  HART_X, HART_F, HART_FCSR, HART_STAT_TRAP, HART_EXIT_DATA, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
+  HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_RES_ADDR, HART_RES_VALUE, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
 } from "../layout";
 import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
@@ -25,7 +25,6 @@ const SIGN64: u64 = 0x8000_0000_0000_0000;
 
 // Marker instruction `slti x0, x0, 0x7a5`: a no-op that the host may ask to be told about.
 const MARKER: u32 = 0x7a502013;
-export const EXIT_MARKER: i32 = 5;
 export let markerEnabled: bool = false;
 export function setMarkerEnabled(on: bool): void { markerEnabled = on; }
 
@@ -118,8 +117,8 @@ function amo(insn: u32): void {
     const h = atomicHost(va, size, KIND_R);
     if (h < 0) return;
     const v = size == 8 ? atomic.load<i64>(<usize>h) : sx32(<i64>atomic.load<i32>(<usize>h));
-    store<i64>(s + 744, h);
-    store<i64>(s + 752, v);
+    store<i64>(s + HART_RES_ADDR, h);
+    store<i64>(s + HART_RES_VALUE, v);
     setXr(s, rd, v);
     return;
   }
@@ -127,12 +126,12 @@ function amo(insn: u32): void {
     const h = atomicHost(va, size, KIND_W);
     if (h < 0) return;
     let okc = false;
-    if (load<i64>(s + 744) == h) {
-      const expect = load<i64>(s + 752);
+    if (load<i64>(s + HART_RES_ADDR) == h) {
+      const expect = load<i64>(s + HART_RES_VALUE);
       if (size == 8) okc = atomic.cmpxchg<i64>(<usize>h, expect, b) == expect;
       else okc = atomic.cmpxchg<i32>(<usize>h, <i32>expect, <i32>b) == <i32>expect;
     }
-    store<i64>(s + 744, -1);
+    store<i64>(s + HART_RES_ADDR, -1);
     setXr(s, rd, okc ? 0 : 1);
     return;
   }
@@ -182,7 +181,7 @@ function amo(insn: u32): void {
     old = <i64>o;
   }
   // Another hart's reservation on this word is broken by the value change (SC compares values).
-  if (load<i64>(s + 744) == h) store<i64>(s + 744, -1);
+  if (load<i64>(s + HART_RES_ADDR) == h) store<i64>(s + HART_RES_ADDR, -1);
   setXr(s, rd, old);
 }
 
@@ -867,6 +866,5 @@ export function hostTrap(state: usize, cause: i64, tval: i64): i32 {
   setPC(load<i64>(state + HART_PC));
   takeTrap(cause, tval);
   store<i64>(state + HART_PC, gPC);
-  store<i64>(state + HART_STAT_TRAP, load<i64>(state + HART_STAT_TRAP));
   return gExit;
 }

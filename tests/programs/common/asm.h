@@ -16,4 +16,11 @@
 #define R1(op, a) ({ u64 r_; __asm__ volatile(NORVC(op " %0, %1") \
         : "=r"(r_) : "r"((u64)(a))); r_; })
 
+/* A leaf function name(a0, a1, a2) assembled without RVC, for tests that need an instruction at
+ * a known address or a trap to return through ra. */
+#define AFUNC(name, body) \
+    u64 name(u64, u64, u64); \
+    __asm__(".text\n.globl " #name "\n.balign 4\n" #name ":\n" \
+            ".option push\n.option norvc\n" body "\n.option pop\n")
+
 #endif
