@@ -53,6 +53,30 @@ export class MachineMemory {
     return this.allocContiguous(n, alignFrames);
   }
 
+  // n frames wherever they are free; returns their byte offsets. `scattered` picks them in a
+  // deterministic pseudo-random order, so that nothing can depend on machine frames being
+  // contiguous (tests use it to prove that guests see contiguous RAM anyway).
+  allocFrames(n: number, scattered = false, seed = 1): number[] {
+    const free: number[] = [];
+    for (let i = 0; i < this.frames && (scattered || free.length < n); i++) if (!this.used[i]) free.push(i);
+    if (free.length < n) {
+      this.grow(n - free.length);
+      return this.allocFrames(n, scattered, seed);
+    }
+    if (scattered) {
+      let x = seed >>> 0 || 1;
+      for (let i = free.length - 1; i > 0; i--) {
+        x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; // xorshift32
+        const j = x % (i + 1);
+        [free[i], free[j]] = [free[j]!, free[i]!];
+      }
+    }
+    const picked = free.slice(0, n);
+    for (const f of picked) this.used[f] = 1;
+    this.allocatedFrames += n;
+    return picked.map((f) => f * FRAME_BYTES);
+  }
+
   free(offset: number, n: number): void {
     const start = offset / FRAME_BYTES;
     this.used.fill(0, start, start + n);

@@ -1,0 +1,86 @@
+// The p2m ("physical to machine") table: for each 4 KiB frame of a VM's guest-physical RAM, the
+// machine frame that backs it. The guest sees RAM contiguous from its base; underneath, machine
+// frames come from wherever the frame allocator has them. The table is the isolation boundary:
+// a guest-physical address outside it, or a machine frame not in it, is never reachable by the
+// guest. It lives in machine memory as a flat u32 array (machine frame numbers, 0 = none) so that
+// wasm code (shadow paging) can read it without calling the host.
+import type { MachineMemory } from "../machine/memory.js";
+import { FRAME_BYTES } from "../machine/memory.js";
+
+export interface P2mStats {
+  frames: number; // guest frames backed
+  contiguousRuns: number; // maximal runs of guest frames whose machine frames are consecutive
+}
+
+export class P2m {
+  readonly frames: number;
+  private readonly table: Uint32Array;
+  readonly tableOffset: number; // byte offset of the table in machine memory
+
+  constructor(
+    private readonly mem: MachineMemory,
+    readonly guestBase: bigint,
+    readonly bytes: number,
+    scatter: (frames: number) => number[] = (n) => mem.allocFrames(n),
+  ) {
+    if (bytes % FRAME_BYTES !== 0) throw new Error(`guest RAM of ${bytes} bytes is not a whole number of frames`);
+    this.frames = bytes / FRAME_BYTES;
+    const tableFrames = Math.ceil((this.frames * 4) / FRAME_BYTES);
+    this.tableOffset = mem.allocContiguous(tableFrames);
+    const machine = scatter(this.frames);
+    this.table = new Uint32Array(mem.buffer, this.tableOffset, this.frames);
+    machine.forEach((offset, i) => { this.table[i] = offset / FRAME_BYTES; });
+  }
+
+  // Machine byte offset of guest-physical address gpa, or undefined outside guest RAM.
+  machine(gpa: bigint): number | undefined {
+    const off = gpa - this.guestBase;
+    if (off < 0n || off >= BigInt(this.bytes)) return undefined;
+    const frame = Number(off / BigInt(FRAME_BYTES));
+    return this.table[frame]! * FRAME_BYTES + Number(off % BigInt(FRAME_BYTES));
+  }
+
+  machineFrame(guestFrame: number): number {
+    return this.table[guestFrame]!;
+  }
+
+  // Copy bytes into guest-physical memory, frame by frame.
+  write(gpa: bigint, data: Uint8Array): void {
+    this.forEachPiece(gpa, data.length, (machine, at, len) => {
+      this.mem.bytesAt(machine, len).set(data.subarray(at, at + len));
+    });
+  }
+
+  read(gpa: bigint, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    this.forEachPiece(gpa, length, (machine, at, len) => out.set(this.mem.bytesAt(machine, len), at));
+    return out;
+  }
+
+  private forEachPiece(gpa: bigint, length: number, f: (machine: number, at: number, len: number) => void): void {
+    if (gpa < this.guestBase || gpa + BigInt(length) > this.guestBase + BigInt(this.bytes)) {
+      throw new RangeError(`guest-physical range 0x${gpa.toString(16)}+${length} is outside guest RAM`);
+    }
+    let at = 0;
+    while (at < length) {
+      const a = gpa + BigInt(at);
+      const inFrame = FRAME_BYTES - Number((a - this.guestBase) % BigInt(FRAME_BYTES));
+      const len = Math.min(inFrame, length - at);
+      f(this.machine(a)!, at, len);
+      at += len;
+    }
+  }
+
+  stats(): P2mStats {
+    let runs = 0;
+    for (let i = 0; i < this.frames; i++) {
+      if (i === 0 || this.table[i] !== this.table[i - 1]! + 1) runs++;
+    }
+    return { frames: this.frames, contiguousRuns: runs };
+  }
+
+  free(): void {
+    for (let i = 0; i < this.frames; i++) this.mem.free(this.table[i]! * FRAME_BYTES, 1);
+    this.mem.free(this.tableOffset, Math.ceil((this.frames * 4) / FRAME_BYTES));
+  }
+}
