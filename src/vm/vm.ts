@@ -10,7 +10,7 @@ import { Uart16550 } from "../devices/uart16550.js";
 import { Plic } from "../devices/plic.js";
 import { buildDeviceTree } from "./devicetree.js";
 import { planBoot } from "./kernel.js";
-import { Sbi, type SbiPlatform, SBI_SUCCESS, SBI_ERR_ALREADY_STARTED, SBI_ERR_INVALID_ADDRESS, SBI_ERR_NOT_SUPPORTED,
+import { Sbi, type SbiPlatform, SBI_SUCCESS, SBI_ERR_ALREADY_AVAILABLE, SBI_ERR_INVALID_ADDRESS, SBI_ERR_INVALID_PARAM, SBI_ERR_NOT_SUPPORTED,
   HSM_STARTED, HSM_STOPPED, SRST_SHUTDOWN } from "../vmm/sbi.js";
 import { UserError } from "../errors.js";
 
@@ -187,7 +187,7 @@ export class Vm {
       remoteSfence: (h) => this.wasm.flushTlb(this.cpus[h]!.hart.base),
       hartStart: (h, addr, opaque) => {
         const c = this.cpus[h]!;
-        if (c.state !== HSM_STOPPED) return SBI_ERR_ALREADY_STARTED;
+        if (c.state !== HSM_STOPPED) return SBI_ERR_ALREADY_AVAILABLE; // SBI 9.1: already started
         if (addr < RAM_BASE || addr >= RAM_BASE + BigInt(this.memBytes)) return SBI_ERR_INVALID_ADDRESS;
         this.startHart(h, addr, opaque);
         c.state = HSM_STARTED;
@@ -196,7 +196,10 @@ export class Vm {
       hartStop: (h) => { this.cpus[h]!.state = HSM_STOPPED; return SBI_SUCCESS; },
       hartStatus: (h) => this.cpus[h]!.state,
       hartSuspend: (h, type) => {
-        if (type !== 0n) return SBI_ERR_NOT_SUPPORTED; // only the retentive default suspend
+        // SBI 9.4: 0 is the default retentive suspend (the only one offered here); 0x1-0x0FFFFFFF
+        // and 0x80000001-0x8FFFFFFF are reserved; the rest are valid but not supported.
+        if ((type >= 0x1n && type <= 0x0fff_ffffn) || (type >= 0x8000_0001n && type <= 0x8fff_ffffn)) return SBI_ERR_INVALID_PARAM;
+        if (type !== 0n) return SBI_ERR_NOT_SUPPORTED;
         this.cpus[h]!.hart.setCsr(L.HART_WFI, 1n);
         return SBI_SUCCESS;
       },

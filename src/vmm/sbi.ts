@@ -7,7 +7,7 @@ export const SBI_ERR_FAILED = -1n;
 export const SBI_ERR_NOT_SUPPORTED = -2n;
 export const SBI_ERR_INVALID_PARAM = -3n;
 export const SBI_ERR_INVALID_ADDRESS = -5n;
-export const SBI_ERR_ALREADY_STARTED = -7n;
+export const SBI_ERR_ALREADY_AVAILABLE = -6n;
 export const SBI_ERR_ALREADY_STOPPED = -8n;
 
 export const EXT_BASE = 0x10n;

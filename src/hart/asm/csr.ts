@@ -134,7 +134,7 @@ function write(csr: i32, v: i64, p: i32): void {
       if (p == 1 && (load<i64>(S + HART_MSTATUS) & MS_TVM) != 0) { ok = false; return; }
       const mode = v >>> 60;
       if (mode != 0 && mode != 8 && mode != 9) return; // unsupported mode: the write has no effect
-      store<i64>(S + HART_SATP, v & <i64>0xF000_FFFF_FFFF_FFFF);
+      store<i64>(S + HART_SATP, v); // MODE, a 16-bit ASID and a 44-bit PPN: every bit is implemented
       store<i64>(S + HART_STAT_SATP, load<i64>(S + HART_STAT_SATP) + 1);
       flushL1Virtual();
       markCtx();
