@@ -65,7 +65,10 @@ export const HART_STAT_MMIO = 936;
 export const HART_STAT_FLUSH = 944; // L1 flushes of virtual translations
 export const HART_STAT_SFENCE = 952; // sfence.vma executed
 export const HART_STAT_SATP = 960; // satp writes
-export const HART_SUPER_ANY = 968; // nonzero: a 1 GiB or larger page, or a region-set collision, is cached
+export const HART_SUPER_ANY = 968;
+// L1 tags carry the generation they were filled in, in bits 3-11 (always zero in a page-aligned
+// tag whose alignment check uses bits 0-2): a flush is a new generation, not a memset.
+export const HART_L1_GEN = 976; // nonzero: a 1 GiB or larger page, or a region-set collision, is cached
 
 // Translation caches live in the same block (see src/hart/asm/mmu.ts).
 export const HART_L1TLB = 4096;

@@ -12,7 +12,7 @@ import {
   MS_FS, MS_SD,
 } from "./state";
 import {
-  KIND_R, KIND_W, KIND_X, l1Table, ctxOf, dataPriv, loadSlow, storeSlow, fetchHost, sfence,
+  KIND_R, KIND_W, KIND_X, l1Table, l1Gen, ctxOf, dataPriv, loadSlow, storeSlow, fetchHost, sfence,
   atomicHost,
 } from "./mmu";
 import { takeTrap, checkInterrupts, mret, sret } from "./trap";
@@ -31,9 +31,11 @@ export function setMarkerEnabled(on: bool): void { markerEnabled = on; }
 @inline function X(s: usize, r: u32): i64 { return load<i64>(s + (<usize>r << 3)); }
 @inline function setXr(s: usize, r: u32, v: i64): void { if (r != 0) store<i64>(s + (<usize>r << 3), v); }
 
-@inline function tlb(t: usize, va: i64, alignMask: i64): i64 {
+// An L1 hit: the tag is the page with the current generation (mmu.ts l1Gen); a misaligned va
+// keeps low bits that no tag has, so it misses and takes the slow path.
+@inline function tlb(t: usize, va: i64, alignMask: i64, gen: i64): i64 {
   const e = t + ((<usize>(va >>> 12) & (L1_ENTRIES - 1)) << 4);
-  if (load<i64>(e) == (va & (~0xFFF | alignMask))) return va + load<i64>(e, 8);
+  if (load<i64>(e) == ((va & (~0xFFF | alignMask)) | gen)) return va + load<i64>(e, 8);
   return -1;
 }
 
@@ -254,6 +256,7 @@ export function run(state: usize, budget: i64): i32 {
   markCtx();
   markIrq();
   let rT: usize = 0, wT: usize = 0;
+  let gen: i64 = 0; // the L1 generation, reloaded whenever a flush may have started a new one
   // The virtual base of the cached code page and its host addend. Invalidation points fpage at
   // a page next to pc's, which a fetch from pc cannot match.
   let fpage: i64 = 0, fadd: i64 = 0;
@@ -274,6 +277,7 @@ export function run(state: usize, budget: i64): i32 {
         const dctx = ctxOf(dataPriv(), KIND_R);
         rT = l1Table(dctx, KIND_R);
         wT = l1Table(dctx, KIND_W);
+        gen = l1Gen();
         fpage = (pc & ~0xFFF) ^ 0x1000;
         pendPc = -1;
       }
@@ -301,7 +305,7 @@ export function run(state: usize, budget: i64): i32 {
             const va = X(s, rs1) + <i64>(<i32>insn >> 20);
             if (f3 == 7) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
             const size = 1 << (f3 & 3);
-            const h = tlb(rT, va, <i64>(size - 1));
+            const h = tlb(rT, va, <i64>(size - 1), gen);
             if (h < 0) { sVa = va; sInfo = info(size, 0, rd, f3 < 4 ? 1 : 0, 0); sLen = 4; slow = SLOW_LOAD; break; }
             let v: i64;
             switch (f3) {
@@ -323,7 +327,7 @@ export function run(state: usize, budget: i64): i32 {
             const v = X(s, (insn >>> 20) & 31);
             if (f3 > 3) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
             const size = 1 << f3;
-            const h = tlb(wT, va, <i64>(size - 1));
+            const h = tlb(wT, va, <i64>(size - 1), gen);
             if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, 0); sLen = 4; slow = SLOW_STORE; break; }
             if (f3 == 3) store<i64>(<usize>h, v);
             else if (f3 == 2) store<u32>(<usize>h, <u32>v);
@@ -499,7 +503,7 @@ export function run(state: usize, budget: i64): i32 {
             if (fsOff() || (f3 != 2 && f3 != 3)) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
             const va = X(s, rs1) + <i64>(<i32>insn >> 20);
             const size = f3 == 3 ? 8 : 4;
-            const h = tlb(rT, va, <i64>(size - 1));
+            const h = tlb(rT, va, <i64>(size - 1), gen);
             if (h < 0) { sVa = va; sInfo = info(size, 0, rd, 0, 1); sLen = 4; slow = SLOW_LOAD; break; }
             store<i64>(s + HART_F + (<usize>rd << 3), size == 8 ? load<i64>(<usize>h) : <i64>load<u32>(<usize>h) | BOX);
             dirtyFs();
@@ -512,7 +516,7 @@ export function run(state: usize, budget: i64): i32 {
             const va = X(s, rs1) + <i64>(((<i32>insn >> 20) & ~31) | <i32>rd);
             const v = load<i64>(s + HART_F + (<usize>((insn >>> 20) & 31) << 3));
             const size = f3 == 3 ? 8 : 4;
-            const h = tlb(wT, va, <i64>(size - 1));
+            const h = tlb(wT, va, <i64>(size - 1), gen);
             if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, 1); sLen = 4; slow = SLOW_STORE; break; }
             if (size == 8) store<i64>(<usize>h, v); else store<u32>(<usize>h, <u32>v);
             pc += 4;
@@ -585,7 +589,7 @@ export function run(state: usize, budget: i64): i32 {
             : ((c >>> 7) & 0x38) | ((c << 1) & 0xC0);
           const va = X(s, rs1p) + <i64>imm;
           const size = f == 2 ? 4 : 8;
-          const h = tlb(rT, va, <i64>(size - 1));
+          const h = tlb(rT, va, <i64>(size - 1), gen);
           if (h < 0) { sVa = va; sInfo = info(size, 0, rdp, 1, f == 1 ? 1 : 0); sLen = 2; slow = SLOW_LOAD; break; }
           if (f == 1) { store<i64>(s + HART_F + (<usize>rdp << 3), load<i64>(<usize>h)); dirtyFs(); }
           else setXr(s, rdp, size == 4 ? <i64>load<i32>(<usize>h) : load<i64>(<usize>h));
@@ -601,7 +605,7 @@ export function run(state: usize, budget: i64): i32 {
           const va = X(s, rs1p) + <i64>imm;
           const v = f == 5 ? load<i64>(s + HART_F + (<usize>rdp << 3)) : X(s, rdp);
           const size = f == 6 ? 4 : 8;
-          const h = tlb(wT, va, <i64>(size - 1));
+          const h = tlb(wT, va, <i64>(size - 1), gen);
           if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, f == 5 ? 1 : 0); sLen = 2; slow = SLOW_STORE; break; }
           if (size == 4) store<u32>(<usize>h, <u32>v); else store<i64>(<usize>h, v);
           pc += 2;
@@ -689,7 +693,7 @@ export function run(state: usize, budget: i64): i32 {
             : ((c >>> 7) & 0x20) | ((c >>> 2) & 0x18) | ((c << 4) & 0x1C0);
           const va = X(s, 2) + <i64>imm;
           const size = f == 2 ? 4 : 8;
-          const h = tlb(rT, va, <i64>(size - 1));
+          const h = tlb(rT, va, <i64>(size - 1), gen);
           if (h < 0) { sVa = va; sInfo = info(size, 0, rdc, 1, f == 1 ? 1 : 0); sLen = 2; slow = SLOW_LOAD; break; }
           if (f == 1) { store<i64>(s + HART_F + (<usize>rdc << 3), load<i64>(<usize>h)); dirtyFs(); }
           else setXr(s, rdc, size == 4 ? <i64>load<i32>(<usize>h) : load<i64>(<usize>h));
@@ -727,7 +731,7 @@ export function run(state: usize, budget: i64): i32 {
           const va = X(s, 2) + <i64>imm;
           const v = f == 5 ? load<i64>(s + HART_F + (<usize>rs2c << 3)) : X(s, rs2c);
           const size = f == 6 ? 4 : 8;
-          const h = tlb(wT, va, <i64>(size - 1));
+          const h = tlb(wT, va, <i64>(size - 1), gen);
           if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, f == 5 ? 1 : 0); sLen = 2; slow = SLOW_STORE; break; }
           if (size == 4) store<u32>(<usize>h, <u32>v); else store<i64>(<usize>h, v);
           pc += 2;

@@ -11,7 +11,7 @@ import {
   HART_L1TLB, L1_CTX_BYTES, L1_KIND_BYTES, L1_ENTRIES, HART_L2TLB, L2_ENTRIES,
   HART_SATP, HART_RAM_BASE, HART_RAM_SIZE, HART_RAM_HOST, HART_WATCH, HART_MSTATUS, HART_PRIV,
   HART_STAT_TLB_MISS, HART_STAT_WALK, HART_STAT_L2_HIT, HART_STAT_FLUSH, HART_STAT_MMIO, HART_STAT_SFENCE,
-  HART_EXIT_ADDR, HART_RES_ADDR, HART_SUPER, SUPER_ENTRIES, HART_SUPER_ANY,
+  HART_EXIT_ADDR, HART_RES_ADDR, HART_SUPER, SUPER_ENTRIES, HART_SUPER_ANY, HART_L1_GEN,
 } from "../layout";
 import {
   S, raise, excCause, EXC_MMIO, EXC_WATCH, MS_MPRV, MS_MPP_SHIFT, MS_SUM, MS_MXR,
@@ -59,23 +59,33 @@ export function dataPriv(): i32 {
   return p;
 }
 
-function invalidateL1(ctx: i32): void {
-  memory.fill(l1Table(ctx, 0), 0xFF, L1_CTX_BYTES);
+// The tag bits of the current L1 generation (see HART_L1_GEN); ORed into every tag compare.
+@inline export function l1Gen(): i64 { return load<i64>(S + HART_L1_GEN); }
+
+const GEN_STEP: i64 = 8;
+const GEN_LAST: i64 = 0xFF8;
+
+function invalidateL1All(): void {
+  memory.fill(l1Table(CTX_PHYS, 0), 0xFF, L1_CTX_BYTES * 4);
+  store<i64>(S + HART_L1_GEN, 0);
 }
 
-// Forget every cached virtual translation of the current address space (L1 only).
+// Forget every cached virtual translation of the current address space (L1 only): start a new
+// generation, so old tags stop matching; wipe the tables only when the generations run out.
+// Physical-context entries go stale too, which costs a refill and nothing else.
 export function flushL1Virtual(): void {
-  invalidateL1(CTX_S);
-  invalidateL1(CTX_S_SUM);
-  invalidateL1(CTX_U);
+  const g = l1Gen();
+  if (g >= GEN_LAST) invalidateL1All();
+  else store<i64>(S + HART_L1_GEN, g + GEN_STEP);
   memory.fill(S + HART_SUPER, 0, SUPER_ENTRIES * 8);
   store<i64>(S + HART_SUPER_ANY, 0);
   store<i64>(S + HART_STAT_FLUSH, load<i64>(S + HART_STAT_FLUSH) + 1);
 }
 
 export function flushAll(): void {
-  invalidateL1(CTX_PHYS);
-  flushL1Virtual();
+  invalidateL1All();
+  memory.fill(S + HART_SUPER, 0, SUPER_ENTRIES * 8);
+  store<i64>(S + HART_SUPER_ANY, 0);
   memory.fill(S + HART_L2TLB, 0, L2_ENTRIES * 32);
 }
 
@@ -92,7 +102,7 @@ export function sfence(va: i64, allVa: bool, asid: i64, allAsid: bool): void {
     for (let ctx = CTX_S; ctx <= CTX_U; ctx++) {
       for (let kind = KIND_R; kind <= KIND_X; kind++) {
         const t = l1Table(ctx, kind) + slot;
-        if (load<i64>(t) == vpage) store<i64>(t, -1);
+        if (load<i64>(t) == (vpage | l1Gen())) store<i64>(t, -1);
       }
     }
     return;
@@ -250,7 +260,7 @@ export function accessHost(va: i64, kind: i32, p: i32, fill: bool): i64 {
     const vpage = va & ~0xFFF;
     if (ctx != CTX_PHYS && leafLevel > 0) noteSuper(va, leafLevel);
     const t = l1Table(ctx, kind) + ((<usize>(vpage >>> 12) & (L1_ENTRIES - 1)) << 4);
-    store<i64>(t, vpage);
+    store<i64>(t, vpage | l1Gen());
     store<i64>(t, (h & ~0xFFF) - vpage, 8);
   }
   return h;
@@ -260,7 +270,7 @@ export function accessHost(va: i64, kind: i32, p: i32, fill: bool): i64 {
 export function fetchHost(va: i64): i64 {
   const p = <i32>load<i64>(S + HART_PRIV);
   const t = l1Table(ctxOf(p, KIND_X), KIND_X) + ((<usize>(va >>> 12) & (L1_ENTRIES - 1)) << 4);
-  if (load<i64>(t) == (va & ~0xFFF)) return va + load<i64>(t, 8);
+  if (load<i64>(t) == ((va & ~0xFFF) | l1Gen())) return va + load<i64>(t, 8);
   return accessHost(va, KIND_X, p, true);
 }
 
@@ -346,7 +356,7 @@ export function atomicHost(va: i64, size: i32, kind: i32): i64 {
   }
   const p = dataPriv();
   const t = l1Table(ctxOf(p, kind), kind) + ((<usize>(va >>> 12) & (L1_ENTRIES - 1)) << 4);
-  if (load<i64>(t) == (va & ~0xFFF)) return va + load<i64>(t, 8);
+  if (load<i64>(t) == ((va & ~0xFFF) | l1Gen())) return va + load<i64>(t, 8);
   const h = accessHost(va, kind, p, true);
   if (h < 0) {
     if (excCause == EXC_MMIO) raise(kind == KIND_R ? CAUSE_LOAD_ACCESS : CAUSE_STORE_ACCESS, va);
