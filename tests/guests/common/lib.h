@@ -15,26 +15,15 @@
 #ifndef RINGVISOR_GUEST_LIB_H
 #define RINGVISOR_GUEST_LIB_H
 
-typedef unsigned long u64;
-typedef long i64;
-typedef unsigned int u32;
-typedef int i32;
-typedef unsigned short u16;
-typedef unsigned char u8;
-typedef unsigned long size_t;
-
-#define RUN_MAGIC 0x52564d52UL
+/* Types, printing, checks, memory functions, CSR access and cause numbers
+ * come from tests/common/testlib.h; lib.c supplies its putchar_() (SBI
+ * console) and exit() (SBI shutdown: exit(0) passes, any other code fails). */
+#include "testlib.h"
 
 /* ---- console and the end of the run ---- */
-void putchar_(int c);
-void puts_(const char *s);            /* no newline appended */
-void println(const char *s);          /* s + newline */
-void print_hex(u64 v);                /* 0x + 16 digits */
-void print_udec(u64 v);
 void console_flush(void);
 void begin(const char *name);         /* prints "== guest <name> ==" */
 void shutdown(int failed) __attribute__((noreturn));
-void fatal(const char *msg, u64 v) __attribute__((noreturn));
 extern u64 rt_hartid, rt_dtb;         /* a0 and a1 at entry */
 extern int rt_dbcn;                   /* the console uses DBCN */
 /* Nonzero on the reference platform (QEMU 7.2 with its OpenSBI, recognized
@@ -43,21 +32,9 @@ extern int rt_dbcn;                   /* the console uses DBCN */
  * so the output stays the same while Ringvisor is held to the spec. */
 extern int rt_ref_quirks;
 
-/* ---- checks ---- */
-extern volatile u64 g_checks, g_fails;
-int check_eq(const char *name, u64 got, u64 expected);
-int check_true(const char *name, int cond);
-#define CHECK(name, got, expected) check_eq((name), (u64)(got), (u64)(expected))
-#define CHECK_TRUE(name, cond) check_true((name), (cond) ? 1 : 0)
+/* ---- checks (besides testlib.h's) ---- */
 #define CHECK_Q(name, got, expected, quirk) \
     check_eq((name), (rt_ref_quirks && (quirk)) ? (u64)(expected) : (u64)(got), (u64)(expected))
-void section(const char *title);      /* "  <title>: <n> checks ok" when the next begins */
-int finish(void);                     /* final line; returns the number of failures */
-
-/* ---- string/memory ---- */
-void *memset(void *d, int c, size_t n);
-void *memcpy(void *d, const void *s, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
 
 /* ---- SBI (SBI spec v2.0) ---- */
 struct sbiret { i64 error; i64 value; };
@@ -83,15 +60,7 @@ struct sbiret sbi_set_timer(u64 stime);
 struct sbiret sbi_send_ipi(u64 mask, u64 base);
 u64 sbi_legacy(u64 eid, u64 a0);      /* SBI v0.1 call: returns a0 */
 
-/* ---- CSR access ---- */
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define csr_read(csr) ({ u64 __v; __asm__ volatile("csrr %0, " STR(csr) : "=r"(__v) :: "memory"); __v; })
-#define csr_write(csr, val) ({ __asm__ volatile("csrw " STR(csr) ", %0" :: "rK"((u64)(val)) : "memory"); })
-#define csr_swap(csr, val) ({ u64 __v; __asm__ volatile("csrrw %0, " STR(csr) ", %1" : "=r"(__v) : "rK"((u64)(val)) : "memory"); __v; })
-#define csr_set(csr, val) ({ u64 __v; __asm__ volatile("csrrs %0, " STR(csr) ", %1" : "=r"(__v) : "rK"((u64)(val)) : "memory"); __v; })
-#define csr_clear(csr, val) ({ u64 __v; __asm__ volatile("csrrc %0, " STR(csr) ", %1" : "=r"(__v) : "rK"((u64)(val)) : "memory"); __v; })
-
+/* ---- S-mode CSR fields ---- */
 #define SSTATUS_SIE   (1UL << 1)
 #define SSTATUS_SPIE  (1UL << 5)
 #define SSTATUS_UBE   (1UL << 6)
@@ -107,27 +76,9 @@ u64 sbi_legacy(u64 eid, u64 a0);      /* SBI v0.1 call: returns a0 */
 #define SSTATUS_UXL   (3UL << 32)
 #define SSTATUS_SD    (1UL << 63)
 
-#define IRQ_SSI 1
-#define IRQ_STI 5
-#define IRQ_SEI 9
 #define SIP_SSIP (1UL << IRQ_SSI)
 #define SIP_STIP (1UL << IRQ_STI)
 #define SIP_SEIP (1UL << IRQ_SEI)
-#define CAUSE_INTR (1UL << 63)
-
-#define CAUSE_MISALIGNED_FETCH 0
-#define CAUSE_FETCH_ACCESS     1
-#define CAUSE_ILLEGAL          2
-#define CAUSE_BREAKPOINT       3
-#define CAUSE_MISALIGNED_LOAD  4
-#define CAUSE_LOAD_ACCESS      5
-#define CAUSE_MISALIGNED_STORE 6
-#define CAUSE_STORE_ACCESS     7
-#define CAUSE_ECALL_U          8
-#define CAUSE_ECALL_S          9
-#define CAUSE_FETCH_PAGE       12
-#define CAUSE_LOAD_PAGE        13
-#define CAUSE_STORE_PAGE       15
 
 /* ---- traps ---- */
 struct trap_frame {
@@ -169,18 +120,7 @@ u64 run_user(void *fn, u64 arg, u64 usp);   /* usp 0: the default U stack */
 void user_return(u64 a0) __attribute__((noreturn));
 void user_exit(void);
 
-static inline void fence(void) { __asm__ volatile("fence" ::: "memory"); }
 static inline void sfence_vma(void) { __asm__ volatile("sfence.vma" ::: "memory"); }
 static inline void wfi(void) { __asm__ volatile("wfi" ::: "memory"); }
-
-/* Assemble `s` without the C extension (exact 32-bit encodings). */
-#define NORVC(s) ".option push\n.option norvc\n" s "\n.option pop\n"
-
-/* A leaf function name(a0, a1, a2) assembled without RVC, for code that
- * must sit at a known address, trap, or be copied elsewhere. */
-#define AFUNC(name, body) \
-    u64 name(u64, u64, u64); \
-    __asm__(".text\n.globl " #name "\n.balign 4\n" #name ":\n" \
-            ".option push\n.option norvc\n" body "\n.option pop\n")
 
 #endif

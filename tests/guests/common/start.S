@@ -8,10 +8,10 @@
  * it with sp, so a trap from U lands on the kernel stack and a trap from S
  * (also a nested one, taken inside the handler) stays on the current stack.
  *
- * Trap frame (struct trap_frame in lib.h): x[0..31] at 0..255 (x[2] holds
- * the interrupted sp), epc 256, cause 264, tval 272, status 280, vec 288;
- * size 304.
+ * Trap frame (struct trap_frame in lib.h): that of tests/common/trapframe.h
+ * (x[0..31], epc, cause, tval, status), then vec at 288; size 304.
  */
+#include "trapframe.h"
 #define FRAME_SIZE 304
 #define RUN_MAGIC  0x52564d52
 #define SSTATUS_SPP 0x100
@@ -49,7 +49,7 @@ _start:
         sd      a1, 0(t0)
         call    rt_init
         call    main
-        call    rt_exit
+        call    exit
 3:      wfi
         j       3b
 
@@ -76,91 +76,24 @@ trap_entry:
         .balign 4
 trap_common:
         sd      t0, 288(sp)
-        sd      x1, 8(sp)
-        sd      x3, 24(sp)
-        sd      x4, 32(sp)
-        sd      x6, 48(sp)
-        sd      x7, 56(sp)
-        sd      x8, 64(sp)
-        sd      x9, 72(sp)
-        sd      x10, 80(sp)
-        sd      x11, 88(sp)
-        sd      x12, 96(sp)
-        sd      x13, 104(sp)
-        sd      x14, 112(sp)
-        sd      x15, 120(sp)
-        sd      x16, 128(sp)
-        sd      x17, 136(sp)
-        sd      x18, 144(sp)
-        sd      x19, 152(sp)
-        sd      x20, 160(sp)
-        sd      x21, 168(sp)
-        sd      x22, 176(sp)
-        sd      x23, 184(sp)
-        sd      x24, 192(sp)
-        sd      x25, 200(sp)
-        sd      x26, 208(sp)
-        sd      x27, 216(sp)
-        sd      x28, 224(sp)
-        sd      x29, 232(sp)
-        sd      x30, 240(sp)
-        sd      x31, 248(sp)
+        SAVE_GPRS
         sd      zero, 0(sp)
         csrrw   t0, sscratch, zero      /* the U sp, or 0 when from S */
         bnez    t0, 1f
         addi    t0, sp, FRAME_SIZE
 1:      sd      t0, 16(sp)
-        csrr    t0, sepc
-        sd      t0, 256(sp)
-        csrr    t0, scause
-        sd      t0, 264(sp)
-        csrr    t0, stval
-        sd      t0, 272(sp)
-        csrr    t0, sstatus
-        sd      t0, 280(sp)
+        SAVE_TRAP_CSRS s
         mv      a0, sp
         call    trap_handler
 
         .globl  trap_return
 trap_return:
-        ld      t0, 256(sp)
-        csrw    sepc, t0
-        ld      t0, 280(sp)
-        csrw    sstatus, t0
+        RESTORE_TRAP_CSRS s
         andi    t0, t0, SSTATUS_SPP
         bnez    t0, 2f
         addi    t0, sp, FRAME_SIZE      /* back to U: kernel sp for its next trap */
         csrw    sscratch, t0
-2:      ld      x1, 8(sp)
-        ld      x3, 24(sp)
-        ld      x4, 32(sp)
-        ld      x5, 40(sp)
-        ld      x6, 48(sp)
-        ld      x7, 56(sp)
-        ld      x8, 64(sp)
-        ld      x9, 72(sp)
-        ld      x10, 80(sp)
-        ld      x11, 88(sp)
-        ld      x12, 96(sp)
-        ld      x13, 104(sp)
-        ld      x14, 112(sp)
-        ld      x15, 120(sp)
-        ld      x16, 128(sp)
-        ld      x17, 136(sp)
-        ld      x18, 144(sp)
-        ld      x19, 152(sp)
-        ld      x20, 160(sp)
-        ld      x21, 168(sp)
-        ld      x22, 176(sp)
-        ld      x23, 184(sp)
-        ld      x24, 192(sp)
-        ld      x25, 200(sp)
-        ld      x26, 208(sp)
-        ld      x27, 216(sp)
-        ld      x28, 224(sp)
-        ld      x29, 232(sp)
-        ld      x30, 240(sp)
-        ld      x31, 248(sp)
+2:      RESTORE_GPRS
         ld      x2, 16(sp)
         sret
 

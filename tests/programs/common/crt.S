@@ -1,9 +1,9 @@
 /* Ringvisor test programs: startup code, trap entry/exit, privilege switching.
  *
- * Trap frame layout (struct trap_frame in lib.h):
- *   x[0..31] at 0..255 (x[2] holds the interrupted sp), epc 256, cause 264,
- *   tval 272, status 280; size 288.
+ * Trap frame layout (struct trap_frame in lib.h): that of
+ * tests/common/trapframe.h (x[0..31], epc, cause, tval, status); size 288.
  */
+#include "trapframe.h"
 #define FRAME_SIZE 288
 #define RUN_MAGIC  0x52564d52
 
@@ -62,86 +62,19 @@ _start:
         .macro  TRAP_ENTRY p, handler, vec=0
         csrrw   sp, \p\()scratch, sp
         addi    sp, sp, -FRAME_SIZE
-        sd      x1, 8(sp)
-        sd      x3, 24(sp)
-        sd      x4, 32(sp)
-        sd      x5, 40(sp)
-        sd      x6, 48(sp)
-        sd      x7, 56(sp)
-        sd      x8, 64(sp)
-        sd      x9, 72(sp)
-        sd      x10, 80(sp)
-        sd      x11, 88(sp)
-        sd      x12, 96(sp)
-        sd      x13, 104(sp)
-        sd      x14, 112(sp)
-        sd      x15, 120(sp)
-        sd      x16, 128(sp)
-        sd      x17, 136(sp)
-        sd      x18, 144(sp)
-        sd      x19, 152(sp)
-        sd      x20, 160(sp)
-        sd      x21, 168(sp)
-        sd      x22, 176(sp)
-        sd      x23, 184(sp)
-        sd      x24, 192(sp)
-        sd      x25, 200(sp)
-        sd      x26, 208(sp)
-        sd      x27, 216(sp)
-        sd      x28, 224(sp)
-        sd      x29, 232(sp)
-        sd      x30, 240(sp)
-        sd      x31, 248(sp)
+        sd      t0, 40(sp)
+        SAVE_GPRS
         csrr    t0, \p\()scratch
         sd      t0, 16(sp)
         li      t0, \vec
         sd      t0, 0(sp)               /* x[0] slot: vector entry used */
-        csrr    t0, \p\()epc
-        sd      t0, 256(sp)
-        csrr    t0, \p\()cause
-        sd      t0, 264(sp)
-        csrr    t0, \p\()tval
-        sd      t0, 272(sp)
-        csrr    t0, \p\()status
-        sd      t0, 280(sp)
+        SAVE_TRAP_CSRS \p
         mv      a0, sp
         call    \handler
-        ld      t0, 256(sp)
-        csrw    \p\()epc, t0
-        ld      t0, 280(sp)
-        csrw    \p\()status, t0
+        RESTORE_TRAP_CSRS \p
         addi    t0, sp, FRAME_SIZE
         csrw    \p\()scratch, t0
-        ld      x1, 8(sp)
-        ld      x3, 24(sp)
-        ld      x4, 32(sp)
-        ld      x5, 40(sp)
-        ld      x6, 48(sp)
-        ld      x7, 56(sp)
-        ld      x8, 64(sp)
-        ld      x9, 72(sp)
-        ld      x10, 80(sp)
-        ld      x11, 88(sp)
-        ld      x12, 96(sp)
-        ld      x13, 104(sp)
-        ld      x14, 112(sp)
-        ld      x15, 120(sp)
-        ld      x16, 128(sp)
-        ld      x17, 136(sp)
-        ld      x18, 144(sp)
-        ld      x19, 152(sp)
-        ld      x20, 160(sp)
-        ld      x21, 168(sp)
-        ld      x22, 176(sp)
-        ld      x23, 184(sp)
-        ld      x24, 192(sp)
-        ld      x25, 200(sp)
-        ld      x26, 208(sp)
-        ld      x27, 216(sp)
-        ld      x28, 224(sp)
-        ld      x29, 232(sp)
-        ld      x30, 240(sp)
-        ld      x31, 248(sp)
+        RESTORE_GPRS
         ld      sp, 16(sp)
         \p\()ret
         .endm

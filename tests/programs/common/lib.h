@@ -1,55 +1,12 @@
-/* Ringvisor test programs: tiny freestanding support library. */
+/* Ringvisor test programs: the M-mode runtime on the bare machine (HTIF
+ * console and exit, CLINT, trap handling, privilege switching). */
 #ifndef RINGVISOR_TEST_LIB_H
 #define RINGVISOR_TEST_LIB_H
 
-typedef unsigned long u64;
-typedef long i64;
-typedef unsigned int u32;
-typedef int i32;
-typedef unsigned short u16;
-typedef short i16;
-typedef unsigned char u8;
-typedef signed char i8;
-typedef unsigned long size_t;
-
-#define RUN_MAGIC 0x52564d52UL
-
-/* ---- console / exit (HTIF) ---- */
-void putchar_(int c);
-void puts_(const char *s);            /* no newline appended */
-void print_hex(u64 v);                /* 0x + 16 digits */
-void print_hex_n(u64 v, int digits);  /* 0x + `digits` digits */
-void print_dec(i64 v);
-void print_udec(u64 v);
-void println(const char *s);          /* s + newline */
-void exit(int code) __attribute__((noreturn));
-
-/* ---- checks ---- */
-extern volatile u64 g_checks, g_fails;
-int check_eq(const char *name, u64 got, u64 expected);
-int check_true(const char *name, int cond);
-#define CHECK(name, got, expected) check_eq((name), (u64)(got), (u64)(expected))
-#define CHECK_TRUE(name, cond) check_true((name), (cond) ? 1 : 0)
-/* Print the final line and return the exit code (number of failures). */
-int finish(void);
-/* Print "<title>: <n> checks" section line (deterministic output). */
-void section(const char *title);
-
-/* ---- string/memory ---- */
-void *memset(void *d, int c, size_t n);
-void *memcpy(void *d, const void *s, size_t n);
-void *memmove(void *d, const void *s, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-
-/* ---- CSR access ---- */
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define csr_read(csr) ({ u64 __v; __asm__ volatile("csrr %0, " STR(csr) : "=r"(__v) :: "memory"); __v; })
-#define csr_write(csr, val) ({ __asm__ volatile("csrw " STR(csr) ", %0" :: "rK"((u64)(val)) : "memory"); })
-#define csr_swap(csr, val) ({ u64 __v; __asm__ volatile("csrrw %0, " STR(csr) ", %1" : "=r"(__v) : "rK"((u64)(val)) : "memory"); __v; })
-#define csr_set(csr, val) ({ u64 __v; __asm__ volatile("csrrs %0, " STR(csr) ", %1" : "=r"(__v) : "rK"((u64)(val)) : "memory"); __v; })
-#define csr_clear(csr, val) ({ u64 __v; __asm__ volatile("csrrc %0, " STR(csr) ", %1" : "=r"(__v) : "rK"((u64)(val)) : "memory"); __v; })
+/* Types, printing, checks, memory functions, CSR access and cause numbers
+ * come from tests/common/testlib.h; lib.c supplies its putchar_() and
+ * exit() through HTIF (exit's code is the run's exit status). */
+#include "testlib.h"
 
 /* mstatus bits */
 #define MSTATUS_SIE   (1UL << 1)
@@ -77,31 +34,6 @@ size_t strlen(const char *s);
 #define PRV_U 0
 #define PRV_S 1
 #define PRV_M 3
-
-/* interrupt numbers */
-#define IRQ_SSI 1
-#define IRQ_MSI 3
-#define IRQ_STI 5
-#define IRQ_MTI 7
-#define IRQ_SEI 9
-#define IRQ_MEI 11
-#define CAUSE_INTR (1UL << 63)
-
-/* exception causes */
-#define CAUSE_MISALIGNED_FETCH 0
-#define CAUSE_FETCH_ACCESS     1
-#define CAUSE_ILLEGAL          2
-#define CAUSE_BREAKPOINT       3
-#define CAUSE_MISALIGNED_LOAD  4
-#define CAUSE_LOAD_ACCESS      5
-#define CAUSE_MISALIGNED_STORE 6
-#define CAUSE_STORE_ACCESS     7
-#define CAUSE_ECALL_U          8
-#define CAUSE_ECALL_S          9
-#define CAUSE_ECALL_M          11
-#define CAUSE_FETCH_PAGE       12
-#define CAUSE_LOAD_PAGE        13
-#define CAUSE_STORE_PAGE       15
 
 /* CLINT */
 #define CLINT_BASE     0x02000000UL
@@ -159,10 +91,5 @@ u64 run_lower(u64 mode, void *fn, u64 offset, u64 x, u64 y, u64 z);
 u64 run_via_sret(u64 mode, void *fn, u64 arg, u64 offset);
 u64 s_run_user(void *fn, u64 arg, u64 offset);
 void lower_return(void);
-
-/* Used by tests that need to stop and report. */
-void fatal(const char *msg, u64 v) __attribute__((noreturn));
-
-static inline void fence(void) { __asm__ volatile("fence" ::: "memory"); }
 
 #endif
