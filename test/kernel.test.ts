@@ -2,11 +2,13 @@
 // with synthetic images, every error a user can provoke, and a real Debian kernel when one is cached.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { planBoot, parseImageHeader, describeUnknown } from "../src/vm/kernel.js";
+import { ensureDefaultGuest } from "../src/host/images/pull.js";
 import { ImageError } from "../src/errors.js";
+import { ContiguousRam } from "../src/vmm/guest-memory.js";
+import { P2m } from "../src/vmm/p2m.js";
+import { MachineMemory } from "../src/machine/memory.js";
 
 const MiB = 1n << 20n;
 const RAM = 0x8000_0000n;
@@ -96,7 +98,7 @@ test("load() copies kernel and initrd and zeroes the kernel's bss", () => {
   const initrd = new Uint8Array(100).fill(7);
   const p = plan(kernel, { initrd, memSize: 8n * MiB });
   const ram = new Uint8Array(8 * 1024 * 1024).fill(0xee);
-  p.load(ram);
+  p.load(new ContiguousRam(RAM, ram));
   const k = Number(p.kernelAddr - RAM);
   assert.deepEqual(ram.subarray(k, k + kernel.length), kernel);
   assert.ok(ram.subarray(k + kernel.length, k + 0x4000).every((x) => x === 0), "bss zeroed");
@@ -112,8 +114,25 @@ test("an ELF kernel is placed by its segments", () => {
   assert.equal(p.kernelEnd, 0x8020_3000n);
   assert.equal(p.entry, 0x8020_0000n);
   const ram = new Uint8Array(256 * 1024 * 1024);
-  p.load(ram);
+  p.load(new ContiguousRam(RAM, ram));
   assert.equal(ram[0x20_0000], 0x13);
+});
+
+test("the same kernel and initrd load identically into scattered machine frames (p2m)", () => {
+  const kernel = image({ imageSize: 0x6000n, len: 0x5000 });
+  kernel.forEach((_, i) => { if (i >= 64) kernel[i] = (i * 13) & 0xff; });
+  const initrd = new Uint8Array(20_000).map((_, i) => (i * 7 + 1) & 0xff);
+  const p = plan(kernel, { initrd, memSize: 8n * MiB });
+  const flat = new Uint8Array(8 * 1024 * 1024);
+  p.load(new ContiguousRam(RAM, flat));
+  const mem = new MachineMemory(32 << 20);
+  const p2m = new P2m(mem, RAM, 8 << 20, (n) => mem.allocFrames(n, true, 5));
+  assert.ok(p2m.stats().contiguousRuns > 1000, "frames are scattered");
+  p.load(p2m);
+  for (const [addr, len] of [[p.kernelAddr, 0x6000], [p.initrdStart!, initrd.length]] as const) {
+    const off = Number(addr - RAM);
+    assert.deepEqual(p2m.read(addr, len), flat.subarray(off, off + len));
+  }
 });
 
 test("a vmlinux linked at virtual addresses is refused with advice", () => {
@@ -173,27 +192,10 @@ test("other bad inputs", () => {
   assert.match(describeUnknown(Uint8Array.of(0x42, 0x5a, 0x68, 0x39)), /bzip2/);
 });
 
-// The Debian kernel fetched by the image builder, or one named by RINGVISOR_TEST_KERNEL.
-function findKernel(): string | undefined {
-  const env = process.env["RINGVISOR_TEST_KERNEL"];
-  if (env) return env;
-  const found: string[] = [];
-  const walk = (d: string, depth: number): void => {
-    if (depth > 6 || !existsSync(d)) return;
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      let st;
-      try { st = statSync(p); } catch { continue; }
-      if (st.isDirectory()) walk(p, depth + 1);
-      else if (name.startsWith("vmlinuz")) found.push(p);
-    }
-  };
-  walk(join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "ringvisor"), 0);
-  return found.sort()[0];
-}
-const realKernel = findKernel();
-
-test("a real Debian kernel is recognised", { skip: realKernel === undefined && "no cached kernel (set RINGVISOR_TEST_KERNEL)" }, () => {
+// The Debian kernel from the image pipeline (pulled on first use), or one named by
+// RINGVISOR_TEST_KERNEL.
+test("a real Debian kernel is recognised", async () => {
+  const realKernel = process.env["RINGVISOR_TEST_KERNEL"] ?? (await ensureDefaultGuest({ quiet: true })).kernel;
   const kernel = new Uint8Array(readFileSync(realKernel!));
   const h = parseImageHeader(kernel);
   assert.ok(h, `${realKernel} has no RISC-V Image header: ${describeUnknown(kernel)}`);

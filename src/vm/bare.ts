@@ -5,6 +5,7 @@ import { MachineMemory } from "../machine/memory.js";
 import { Hart, Exit, instantiateHart } from "../hart/hart.js";
 import * as L from "../hart/layout.js";
 import { parseElf, loadElf } from "./elf.js";
+import { ContiguousRam } from "../vmm/guest-memory.js";
 import { Clint, CLINT_BASE, CLINT_SIZE } from "../devices/clint.js";
 import { Htif } from "../devices/htif.js";
 import { UserError } from "../errors.js";
@@ -65,7 +66,7 @@ export class BareMachine {
 
   load(image: Uint8Array, name: string): void {
     const elf = parseElf(image, name);
-    loadElf(elf, RAM_BASE, this.ram, name);
+    loadElf(elf, new ContiguousRam(RAM_BASE, this.ram), name);
     this.hart.pc = elf.entry;
     const tohost = elf.symbols.get("tohost");
     if (tohost !== undefined) {

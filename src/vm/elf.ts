@@ -1,6 +1,7 @@
 // ELF64 reader for RISC-V images (System V gABI; RISC-V psABI for e_machine and flags): enough to
 // place PT_LOAD segments in guest RAM and to find symbols such as HTIF's tohost.
 import { ImageError } from "../errors.js";
+import { contains, type GuestMemory } from "../vmm/guest-memory.js";
 
 const EM_RISCV = 243;
 const PT_LOAD = 1;
@@ -85,18 +86,16 @@ export function parseElf(data: Uint8Array, name = "image"): ElfImage {
   return { entry, segments, symbols, data };
 }
 
-// Copy the segments into guest RAM, described by its guest-physical base and a byte view.
-export function loadElf(img: ElfImage, ramBase: bigint, ram: Uint8Array, name = "image"): void {
+// Copy the segments into guest RAM, zeroing what the file leaves out (bss).
+export function loadElf(img: ElfImage, mem: GuestMemory, name = "image"): void {
   for (const seg of img.segments) {
-    const start = seg.paddr - ramBase;
-    if (seg.paddr < ramBase || start + BigInt(seg.memSize) > BigInt(ram.length)) {
+    if (!contains(mem, seg.paddr, seg.memSize)) {
       throw new ImageError(
         `${name}: segment at 0x${seg.paddr.toString(16)} (${seg.memSize} bytes) does not fit in RAM ` +
-        `0x${ramBase.toString(16)}..0x${(ramBase + BigInt(ram.length)).toString(16)}`,
+        `0x${mem.base.toString(16)}..0x${(mem.base + BigInt(mem.bytes)).toString(16)}`,
       );
     }
-    const at = Number(start);
-    ram.set(img.data.subarray(seg.fileOffset, seg.fileOffset + seg.fileSize), at);
-    ram.fill(0, at + seg.fileSize, at + seg.memSize);
+    mem.write(seg.paddr, img.data.subarray(seg.fileOffset, seg.fileOffset + seg.fileSize));
+    mem.fill(seg.paddr + BigInt(seg.fileSize), seg.memSize - seg.fileSize, 0);
   }
 }

@@ -3,6 +3,7 @@
 // flat `Image` (Debian's vmlinuz: an Image whose first bytes are an EFI stub's "MZ") or an ELF.
 import { ImageError } from "../errors.js";
 import { isElf, loadElf, parseElf } from "./elf.js";
+import { contains, type GuestMemory } from "../vmm/guest-memory.js";
 
 const MiB = 1n << 20n;
 // boot.rst "Kernel location": RV64 kernels sit on a PMD (2 MiB) boundary.
@@ -52,7 +53,7 @@ export interface BootPlan {
   // Copy the kernel (zeroing the rest of its footprint) and the initrd into guest RAM, given as a
   // byte view starting at memBase. The device tree is the caller's to write at dtbAddr, once it
   // has been built with the initrd range.
-  load(ram: Uint8Array): void;
+  load(mem: GuestMemory): void;
 }
 
 // The RISC-V Image header, or undefined if the bytes carry neither magic.
@@ -100,30 +101,31 @@ export function planBoot(input: BootInput): BootPlan {
       `give it more memory (Linux itself wants at least another 64 MiB to run)`,
     );
   }
-  return { ...k, initrdStart, initrdEnd, dtbAddr, load: (ram) => loadInto(ram, input, k, initrdStart) };
+  return { ...k, initrdStart, initrdEnd, dtbAddr, load: (mem) => loadInto(mem, input, k, initrdStart) };
 }
 
 type KernelPlacement = Pick<BootPlan, "format" | "kernelAddr" | "entry" | "kernelEnd">;
 
-function loadInto(ram: Uint8Array, input: BootInput, k: KernelPlacement, initrdStart: bigint | undefined): void {
-  const { kernel, initrd, memBase } = input;
-  const at = (addr: bigint, len: number, what: string): number => {
-    const off = addr - memBase;
-    if (off < 0n || off + BigInt(len) > BigInt(ram.length)) {
+function loadInto(mem: GuestMemory, input: BootInput, k: KernelPlacement, initrdStart: bigint | undefined): void {
+  const { kernel, initrd } = input;
+  const check = (addr: bigint, len: number, what: string): void => {
+    if (!contains(mem, addr, len)) {
       throw new ImageError(`${what} (${len} bytes at 0x${addr.toString(16)}) does not fit in guest RAM`);
     }
-    return Number(off);
   };
   if (k.format === "elf") {
-    loadElf(parseElf(kernel, "the kernel"), memBase, ram, "the kernel");
+    loadElf(parseElf(kernel, "the kernel"), mem, "the kernel");
   } else {
     const size = Number(k.kernelEnd - k.kernelAddr);
-    const off = at(k.kernelAddr, size, "the kernel");
-    ram.set(kernel, off);
-    // The kernel clears its own bss, but a reused RAM buffer should not show old contents there.
-    ram.fill(0, off + kernel.length, off + size);
+    check(k.kernelAddr, size, "the kernel");
+    mem.write(k.kernelAddr, kernel);
+    // The kernel clears its own bss, but reused RAM should not show old contents there.
+    mem.fill(k.kernelAddr + BigInt(kernel.length), size - kernel.length, 0);
   }
-  if (initrd && initrdStart !== undefined) ram.set(initrd, at(initrdStart, initrd.length, "the initrd"));
+  if (initrd && initrdStart !== undefined) {
+    check(initrdStart, initrd.length, "the initrd");
+    mem.write(initrdStart, initrd);
+  }
 }
 
 function placeImage(kernel: Uint8Array, memBase: bigint): KernelPlacement {

@@ -13,6 +13,7 @@ import { planBoot } from "./kernel.js";
 import { Sbi, type SbiPlatform, SBI_SUCCESS, SBI_ERR_ALREADY_AVAILABLE, SBI_ERR_INVALID_ADDRESS, SBI_ERR_INVALID_PARAM, SBI_ERR_NOT_SUPPORTED,
   HSM_STARTED, HSM_STOPPED, SRST_SHUTDOWN } from "../vmm/sbi.js";
 import { UserError } from "../errors.js";
+import { ContiguousRam } from "../vmm/guest-memory.js";
 
 export const RAM_BASE = 0x8000_0000n;
 export const UART_BASE = 0x1000_0000n;
@@ -121,9 +122,10 @@ export class Vm {
     // The tree's size does not depend on the initrd's address, only on whether there is one.
     const dtbProbe = this.deviceTree(cmdline, initrd ? { start: 0n, end: 0n } : undefined);
     const plan = planBoot({ kernel, initrd, dtbSize: dtbProbe.length, memBase: RAM_BASE, memSize: BigInt(this.memBytes) });
-    plan.load(this.ram);
+    const ram = new ContiguousRam(RAM_BASE, this.ram);
+    plan.load(ram);
     const dtb = this.deviceTree(cmdline, plan.initrdStart !== undefined ? { start: plan.initrdStart, end: plan.initrdEnd! } : undefined);
-    this.ram.set(dtb, Number(plan.dtbAddr - RAM_BASE));
+    ram.write(plan.dtbAddr, dtb);
     const boot = this.cpus[0]!;
     this.startHart(0, plan.entry, plan.dtbAddr);
     boot.state = HSM_STARTED;

@@ -6,20 +6,21 @@
 // wasm code (shadow paging) can read it without calling the host.
 import type { MachineMemory } from "../machine/memory.js";
 import { FRAME_BYTES } from "../machine/memory.js";
+import { checkRange, type GuestMemory } from "./guest-memory.js";
 
 export interface P2mStats {
   frames: number; // guest frames backed
   contiguousRuns: number; // maximal runs of guest frames whose machine frames are consecutive
 }
 
-export class P2m {
+export class P2m implements GuestMemory {
   readonly frames: number;
   private readonly table: Uint32Array;
   readonly tableOffset: number; // byte offset of the table in machine memory
 
   constructor(
     private readonly mem: MachineMemory,
-    readonly guestBase: bigint,
+    readonly base: bigint,
     readonly bytes: number,
     scatter: (frames: number) => number[] = (n) => mem.allocFrames(n),
   ) {
@@ -34,7 +35,7 @@ export class P2m {
 
   // Machine byte offset of guest-physical address gpa, or undefined outside guest RAM.
   machine(gpa: bigint): number | undefined {
-    const off = gpa - this.guestBase;
+    const off = gpa - this.base;
     if (off < 0n || off >= BigInt(this.bytes)) return undefined;
     const frame = Number(off / BigInt(FRAME_BYTES));
     return this.table[frame]! * FRAME_BYTES + Number(off % BigInt(FRAME_BYTES));
@@ -51,6 +52,10 @@ export class P2m {
     });
   }
 
+  fill(gpa: bigint, length: number, value: number): void {
+    this.forEachPiece(gpa, length, (machine, _at, len) => { this.mem.bytesAt(machine, len).fill(value); });
+  }
+
   read(gpa: bigint, length: number): Uint8Array {
     const out = new Uint8Array(length);
     this.forEachPiece(gpa, length, (machine, at, len) => out.set(this.mem.bytesAt(machine, len), at));
@@ -58,13 +63,11 @@ export class P2m {
   }
 
   private forEachPiece(gpa: bigint, length: number, f: (machine: number, at: number, len: number) => void): void {
-    if (gpa < this.guestBase || gpa + BigInt(length) > this.guestBase + BigInt(this.bytes)) {
-      throw new RangeError(`guest-physical range 0x${gpa.toString(16)}+${length} is outside guest RAM`);
-    }
+    checkRange(this, gpa, length);
     let at = 0;
     while (at < length) {
       const a = gpa + BigInt(at);
-      const inFrame = FRAME_BYTES - Number((a - this.guestBase) % BigInt(FRAME_BYTES));
+      const inFrame = FRAME_BYTES - Number((a - this.base) % BigInt(FRAME_BYTES));
       const len = Math.min(inFrame, length - at);
       f(this.machine(a)!, at, len);
       at += len;
