@@ -5,15 +5,7 @@
  * mtvec/stvec, and WFI. */
 #include "asm.h"
 
-#define MIP_SSIP (1UL << IRQ_SSI)
-#define MIP_MSIP (1UL << IRQ_MSI)
-#define MIP_STIP (1UL << IRQ_STI)
-#define MIP_MTIP (1UL << IRQ_MTI)
-#define MIP_SEIP (1UL << IRQ_SEI)
-#define MIP_MEIP (1UL << IRQ_MEI)
-#define S_INTS (MIP_SSIP | MIP_STIP | MIP_SEIP)
 #define INTR(n) (CAUSE_INTR | (n))
-#define TIMER_OFF 0xffffffffffffffffUL
 
 
 /* spin a while (interrupts get a chance to arrive); returns a0 */
@@ -23,18 +15,6 @@ AFUNC(s_enable_spin, "csrsi sstatus, 2\n li t0, 2000\n 1: addi t0, t0, -1\n bnez
 AFUNC(x_illegal, ".word 0x0000006b\n ret");
 /* wfi at a known address; returns that address */
 AFUNC(x_wfi_here, "lla a0, 1f\n 1: wfi\n ret");
-
-static void quiesce(void)
-{
-    csr_clear(mstatus, MSTATUS_MIE | MSTATUS_SIE);
-    csr_write(mie, 0);
-    csr_write(mideleg, 0);
-    csr_write(medeleg, 0);
-    *CLINT_MTIMECMP = TIMER_OFF;
-    *CLINT_MSIP = 0;
-    csr_clear(mip, S_INTS);
-    fence();
-}
 
 static void test_pending_bits(void)
 {

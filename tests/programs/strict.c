@@ -12,29 +12,11 @@
 #include "asm.h"
 
 
-#define MIP_SSIP (1UL << IRQ_SSI)
-#define MIP_MSIP (1UL << IRQ_MSI)
-#define MIP_STIP (1UL << IRQ_STI)
-#define MIP_MTIP (1UL << IRQ_MTI)
-#define MIP_SEIP (1UL << IRQ_SEI)
-#define S_INTS (MIP_SSIP | MIP_STIP | MIP_SEIP)
 #define INTR(n) (CAUSE_INTR | (n))
 
 AFUNC(x_spin, "li t0, 2000\n 1: addi t0, t0, -1\n bnez t0, 1b\n ret");
 AFUNC(s_enable_spin, "csrsi sstatus, 2\n li t0, 2000\n 1: addi t0, t0, -1\n bnez t0, 1b\n csrci sstatus, 2\n ret");
 AFUNC(x_nop, "ret");
-
-static void quiesce(void)
-{
-    csr_clear(mstatus, MSTATUS_MIE | MSTATUS_SIE);
-    csr_write(mie, 0);
-    csr_write(mideleg, 0);
-    csr_write(medeleg, 0);
-    *CLINT_MTIMECMP = 0xffffffffffffffffUL;
-    *CLINT_MSIP = 0;
-    csr_clear(mip, S_INTS);
-    fence();
-}
 
 static void test_priority(void)
 {

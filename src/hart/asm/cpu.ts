@@ -811,15 +811,10 @@ export function run(state: usize, budget: i64): i32 {
         count++;
         break;
       }
-      case SLOW_AMO:
-        amo(sInsn);
-        if (excCause >= 0) { limit--; pc = except(pc, excCause, excTval); break; }
-        pc += 4;
-        count++;
-        break;
-      case SLOW_FP:
-        if (fsOff()) { limit--; pc = except(pc, CAUSE_ILLEGAL, sInsn); break; }
-        fpInsn(sInsn);
+      case SLOW_AMO: case SLOW_FP:
+        if (slow == SLOW_AMO) amo(sInsn);
+        else if (fsOff()) raise(CAUSE_ILLEGAL, sInsn);
+        else fpInsn(sInsn);
         if (excCause >= 0) { limit--; pc = except(pc, excCause, excTval); break; }
         pc += 4;
         count++;

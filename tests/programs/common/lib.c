@@ -163,3 +163,15 @@ void s_trap_c(struct trap_frame *f)
     }
     handle(&strap, f, 1);
 }
+
+void quiesce(void)
+{
+    csr_clear(mstatus, MSTATUS_MIE | MSTATUS_SIE);
+    csr_write(mie, 0);
+    csr_write(mideleg, 0);
+    csr_write(medeleg, 0);
+    *CLINT_MTIMECMP = TIMER_OFF;
+    *CLINT_MSIP = 0;
+    csr_clear(mip, S_INTS);
+    fence();
+}

@@ -92,4 +92,16 @@ u64 run_via_sret(u64 mode, void *fn, u64 arg, u64 offset);
 u64 s_run_user(void *fn, u64 arg, u64 offset);
 void lower_return(void);
 
+/* mip/mie bits, and a known interrupt state for interrupt tests: everything disabled, not
+ * delegated, the timer off, no software interrupt, no S-level interrupt pending. */
+#define MIP_SSIP (1UL << IRQ_SSI)
+#define MIP_MSIP (1UL << IRQ_MSI)
+#define MIP_STIP (1UL << IRQ_STI)
+#define MIP_MTIP (1UL << IRQ_MTI)
+#define MIP_SEIP (1UL << IRQ_SEI)
+#define MIP_MEIP (1UL << IRQ_MEI)
+#define S_INTS (MIP_SSIP | MIP_STIP | MIP_SEIP)
+#define TIMER_OFF 0xffffffffffffffffUL
+void quiesce(void);
+
 #endif
