@@ -1,5 +1,7 @@
 // Argument parsers shared by the commands.
+import { readFileSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
+import { UserError } from "../errors.js";
 
 export function positiveInt(v: string): number {
   const n = Number(v.replace(/_/g, ""));
@@ -14,4 +16,13 @@ export function memMiB(v: string): number {
   const n = positiveInt(v);
   if (n > MAX_MEM_MIB) throw new InvalidArgumentError(`at most ${MAX_MEM_MIB} MiB (machine memory is one 4 GiB wasm memory)`);
   return n;
+}
+
+// A file the user named (`what` says which, e.g. "kernel"); a failure names the file and errno.
+export function readInput(path: string, what?: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new UserError(`cannot read ${what ? `${what} ` : ""}${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
 }

@@ -1,20 +1,11 @@
 #!/usr/bin/env node
 // The ringvisor command line.
-import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
-import { positiveInt, memMiB } from "./args.js";
+import { positiveInt, memMiB, readInput } from "./args.js";
 import { UserError } from "../errors.js";
 import { BareMachine } from "../vm/bare.js";
 import { registerImageCommands } from "./image.js";
 import { registerRunCommand } from "./run.js";
-
-function readImage(path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-}
 
 const program = new Command();
 program.name("ringvisor").description("A RISC-V hypervisor written in TypeScript").version("0.1.0");
@@ -30,7 +21,7 @@ program
   .option("--stats", "print instructions, time, MIPS and hart counters to stderr at exit")
   .action((path: string, opts: { mem: number; maxInstructions?: number; stats?: boolean }) => {
     const m = new BareMachine({ memBytes: opts.mem * 2 ** 20, maxInstructions: opts.maxInstructions });
-    m.load(readImage(path), path);
+    m.load(readInput(path), path);
     const r = m.run();
     if (opts.stats) {
       const mips = Number(r.instructions) / r.seconds / 1e6;

@@ -1,8 +1,7 @@
 // `ringvisor run`: boot a guest with its console on this terminal (or on stdin/stdout when they
 // are not a terminal, so scripts can drive a guest).
-import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { positiveInt, memMiB } from "./args.js";
+import { positiveInt, memMiB, readInput } from "./args.js";
 import { Vm, VIRT_MODES, type VirtMode, type RunResult } from "../vm/vm.js";
 import { UserError } from "../errors.js";
 import { ensureDefaultGuest } from "../host/images/pull.js";
@@ -20,14 +19,6 @@ interface RunOptions {
   markers?: boolean;
   stats?: boolean;
   mirror?: string;
-}
-
-function readFile(path: string, what: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new UserError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
 }
 
 export function registerRunCommand(program: Command): void {
@@ -59,8 +50,8 @@ async function runCommand(opts: RunOptions): Promise<number> {
     kernelPath = g.kernel;
     initrdPath ??= g.initrd;
   }
-  const kernel = readFile(kernelPath, "kernel");
-  const initrd = initrdPath ? readFile(initrdPath, "initrd") : undefined;
+  const kernel = readInput(kernelPath, "kernel");
+  const initrd = initrdPath ? readInput(initrdPath, "initrd") : undefined;
   if (opts.mem < 16) throw new UserError(`--mem ${opts.mem} MiB is too small; a Linux guest needs at least 16 MiB`);
 
   const out = process.stdout;

@@ -47,8 +47,6 @@ export interface MmioAccess {
   value: bigint; // store data
 }
 
-export const CSR_NAMES = ["mstatus", "mepc", "mcause", "mtval", "sstatus", "sepc", "scause", "stval", "satp"] as const;
-
 export class Hart {
   private regs: BigInt64Array;
 

@@ -9,7 +9,7 @@ import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
   clearAttn, ctxDirty, clearCtx, irqCheck, clearIrq, markCtx, markIrq,
   setCount, setBase, gBase, CAUSE_ILLEGAL, CAUSE_BREAKPOINT, CAUSE_ECALL_U, MS_TSR, MS_TW, MS_TVM,
-  MS_FS, MS_SD,
+  MS_FS, dirtyFS, NAN_BOX, SIGN64,
 } from "./state";
 import {
   KIND_R, KIND_W, KIND_X, l1Table, l1Gen, ctxOf, dataPriv, loadSlow, storeSlow, fetchHost, sfence,
@@ -17,11 +17,9 @@ import {
 } from "./mmu";
 import { takeTrap, checkInterrupts, mret, sret } from "./trap";
 import { csrInsn } from "./csr";
-import { fpInsn } from "./fexec";
+import { fpInsn, fsgnj64 } from "./fexec";
 import * as fpu from "./fpu";
 
-const BOX: i64 = <i64>0xFFFFFFFF_00000000; // NaN-boxing of binary32 values in f registers
-const SIGN64: u64 = 0x8000_0000_0000_0000;
 
 // Marker instruction `slti x0, x0, 0x7a5`: a no-op that the host may ask to be told about.
 const MARKER: u32 = 0x7a502013;
@@ -67,10 +65,6 @@ function except(pc: i64, cause: i64, tval: i64): i64 {
 }
 
 @inline function fsOff(): bool { return (load<i64>(S + HART_MSTATUS) & MS_FS) == 0; }
-@inline function dirtyFs(): void {
-  store<i64>(S + HART_MSTATUS, load<i64>(S + HART_MSTATUS) | MS_FS | MS_SD);
-}
-
 @inline function mulhu(a: i64, b: i64): i64 {
   const al = a & 0xFFFFFFFF, ah = a >>> 32, bl = b & 0xFFFFFFFF, bh = b >>> 32;
   const ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
@@ -505,8 +499,8 @@ export function run(state: usize, budget: i64): i32 {
             const size = f3 == 3 ? 8 : 4;
             const h = tlb(rT, va, <i64>(size - 1), gen);
             if (h < 0) { sVa = va; sInfo = info(size, 0, rd, 0, 1); sLen = 4; slow = SLOW_LOAD; break; }
-            store<i64>(s + HART_F + (<usize>rd << 3), size == 8 ? load<i64>(<usize>h) : <i64>load<u32>(<usize>h) | BOX);
-            dirtyFs();
+            store<i64>(s + HART_F + (<usize>rd << 3), size == 8 ? load<i64>(<usize>h) : <i64>load<u32>(<usize>h) | NAN_BOX);
+            dirtyFS();
             pc += 4;
             count++;
             continue;
@@ -540,8 +534,7 @@ export function run(state: usize, budget: i64): i32 {
             fpu.fpFlags = 0;
             if (op == 0x14) {
               if (f7 == 0x11 && f3 <= 2) { // fsgnj.d, fsgnjn.d, fsgnjx.d (fmv.d, fneg.d, fabs.d)
-                const sb = f3 == 0 ? b : f3 == 1 ? ~b : a ^ b;
-                r = (a & ~SIGN64) | (sb & SIGN64);
+                r = fsgnj64(a, b, f3);
               } else if (rm == 0) {
                 if (f7 == 0x01) r = fpu.f64_add_rne(a, b);
                 else if (f7 == 0x05) r = fpu.f64_add_rne(a, b ^ SIGN64);
@@ -556,7 +549,7 @@ export function run(state: usize, budget: i64): i32 {
             if (r == fpu.F64_FAST_MISS) { sInsn = insn; slow = SLOW_FP; break; }
             store<i64>(s + HART_F + (<usize>rd << 3), <i64>r);
             if (fpu.fpFlags != 0) store<i64>(s + HART_FCSR, fcsr | <i64>fpu.fpFlags);
-            dirtyFs();
+            dirtyFS();
             pc += 4;
             count++;
             continue;
@@ -591,7 +584,7 @@ export function run(state: usize, budget: i64): i32 {
           const size = f == 2 ? 4 : 8;
           const h = tlb(rT, va, <i64>(size - 1), gen);
           if (h < 0) { sVa = va; sInfo = info(size, 0, rdp, 1, f == 1 ? 1 : 0); sLen = 2; slow = SLOW_LOAD; break; }
-          if (f == 1) { store<i64>(s + HART_F + (<usize>rdp << 3), load<i64>(<usize>h)); dirtyFs(); }
+          if (f == 1) { store<i64>(s + HART_F + (<usize>rdp << 3), load<i64>(<usize>h)); dirtyFS(); }
           else setXr(s, rdp, size == 4 ? <i64>load<i32>(<usize>h) : load<i64>(<usize>h));
           pc += 2;
           count++;
@@ -695,7 +688,7 @@ export function run(state: usize, budget: i64): i32 {
           const size = f == 2 ? 4 : 8;
           const h = tlb(rT, va, <i64>(size - 1), gen);
           if (h < 0) { sVa = va; sInfo = info(size, 0, rdc, 1, f == 1 ? 1 : 0); sLen = 2; slow = SLOW_LOAD; break; }
-          if (f == 1) { store<i64>(s + HART_F + (<usize>rdc << 3), load<i64>(<usize>h)); dirtyFs(); }
+          if (f == 1) { store<i64>(s + HART_F + (<usize>rdc << 3), load<i64>(<usize>h)); dirtyFS(); }
           else setXr(s, rdc, size == 4 ? <i64>load<i32>(<usize>h) : load<i64>(<usize>h));
           pc += 2;
           count++;
@@ -844,8 +837,8 @@ function writeLoaded(s: usize, inf: i64, value: i64): void {
     v = ((inf >>> 24) & 1) != 0 ? (v << sh) >> sh : (v << sh) >>> sh;
   }
   if (((inf >>> 25) & 1) != 0) {
-    store<i64>(s + HART_F + (<usize>rd << 3), size == 4 ? v | BOX : v);
-    dirtyFs();
+    store<i64>(s + HART_F + (<usize>rd << 3), size == 4 ? v | NAN_BOX : v);
+    dirtyFS();
   } else setXr(s + HART_X, rd, v);
 }
 

@@ -8,7 +8,7 @@ import {
   HART_TIME_DEN,
 } from "../layout";
 import {
-  S, raise, markCtx, markIrq, getX, setX, gCount, gBase, setBase, CAUSE_ILLEGAL, MS_SIE, MS_MIE,
+  S, raise, markCtx, markIrq, getX, setX, dirtyFS, gCount, gBase, setBase, CAUSE_ILLEGAL, MS_SIE, MS_MIE,
   MS_SPIE, MS_MPIE, MS_SPP, MS_MPP, MS_FS, MS_MPRV, MS_SUM, MS_MXR, MS_TVM, MS_TW, MS_TSR,
   MS_UXL_SXL, MS_SD,
 } from "./state";
@@ -159,10 +159,6 @@ function write(csr: i32, v: i64, p: i32): void {
       return;
   }
   // Remaining implemented CSRs are read-only zero; writes to them are ignored.
-}
-
-export function dirtyFS(): void {
-  store<i64>(S + HART_MSTATUS, load<i64>(S + HART_MSTATUS) | MS_FS | MS_SD);
 }
 
 // Execute a Zicsr instruction (funct3 1-3, 5-7). Raises illegal instruction on a bad access.

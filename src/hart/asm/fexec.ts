@@ -1,18 +1,22 @@
 // F and D instructions other than loads and stores (unprivileged spec chapters 11-12): operand
 // unboxing, rounding-mode resolution, flag accumulation; arithmetic lives in fpu.ts.
 import { HART_F, HART_FCSR, HART_MSTATUS } from "../layout";
-import { S, raise, getX, setX, CAUSE_ILLEGAL, MS_FS, MS_SD } from "./state";
+import { S, raise, getX, setX, dirtyFS, NAN_BOX, SIGN64, CAUSE_ILLEGAL } from "./state";
 import * as fpu from "./fpu";
 
-const BOX: i64 = <i64>0xFFFFFFFF_00000000;
-const SIGN64: u64 = 0x8000_0000_0000_0000;
 const SIGN32: u32 = 0x8000_0000;
 
 @inline function F(r: u32): i64 { return load<i64>(S + HART_F + (<usize>r << 3)); }
 @inline function setF(r: u32, v: i64): void { store<i64>(S + HART_F + (<usize>r << 3), v); }
-@inline function box(v: u32): i64 { return BOX | <i64>v; }
+@inline function box(v: u32): i64 { return NAN_BOX | <i64>v; }
 // A binary32 operand that is not properly NaN-boxed reads as the canonical NaN (11.2).
-@inline function unbox(v: i64): u32 { return (v & BOX) == BOX ? <u32>v : 0x7FC00000; }
+@inline function unbox(v: i64): u32 { return (v & NAN_BOX) == NAN_BOX ? <u32>v : 0x7FC00000; }
+
+// fsgnj.d (f3 0), fsgnjn.d (1), fsgnjx.d (2): a's magnitude with a sign from b.
+@inline export function fsgnj64(a: u64, b: u64, f3: u32): u64 {
+  const sb = f3 == 0 ? b : f3 == 1 ? ~b : a ^ b;
+  return (a & ~SIGN64) | (sb & SIGN64);
+}
 
 function illegal(insn: u32): void { raise(CAUSE_ILLEGAL, insn); }
 
@@ -69,9 +73,7 @@ export function fpInsn(insn: u32): void {
     case 0x08: { // fsgnj, fsgnjn, fsgnjx
       if (f3 > 2) { illegal(insn); return; }
       if (isD) {
-        const a = <u64>F(rs1), b = <u64>F(rs2);
-        const sb = f3 == 0 ? b & SIGN64 : f3 == 1 ? ~b & SIGN64 : (a ^ b) & SIGN64;
-        setF(rd, <i64>((a & ~SIGN64) | sb));
+        setF(rd, <i64>fsgnj64(<u64>F(rs1), <u64>F(rs2), f3));
       } else {
         const a = unbox(F(rs1)), b = unbox(F(rs2));
         const sb = f3 == 0 ? b & SIGN32 : f3 == 1 ? ~b & SIGN32 : (a ^ b) & SIGN32;
@@ -149,7 +151,7 @@ export function fpInsn(insn: u32): void {
       if (rs2 != 0 || f3 != 0) { illegal(insn); return; }
       const x = getX(rs1);
       setF(rd, isD ? x : box(<u32>x));
-      markDirty();
+      dirtyFS();
       return;
     }
     default:
@@ -159,14 +161,10 @@ export function fpInsn(insn: u32): void {
   finish();
 }
 
-@inline function markDirty(): void {
-  store<i64>(S + HART_MSTATUS, load<i64>(S + HART_MSTATUS) | MS_FS | MS_SD);
-}
-
 // An instruction that wrote an f register: accumulate flags and mark the FP state dirty.
 function finish(): void {
   store<i64>(S + HART_FCSR, load<i64>(S + HART_FCSR) | <i64>fpu.fpFlags);
-  markDirty();
+  dirtyFS();
 }
 
 // An instruction that wrote an x register: flags may change, which also dirties FP state.
@@ -174,6 +172,6 @@ function finishFlagsOnly(): void {
   const fl = fpu.fpFlags;
   if (fl != 0) {
     store<i64>(S + HART_FCSR, load<i64>(S + HART_FCSR) | <i64>fl);
-    markDirty();
+    dirtyFS();
   }
 }

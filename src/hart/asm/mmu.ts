@@ -8,7 +8,7 @@
 // a context switch refills L1 from L2 instead of walking page tables. sfence.vma invalidates it
 // selectively by address and ASID as the spec describes.
 import {
-  HART_L1TLB, L1_CTX_BYTES, L1_KIND_BYTES, L1_ENTRIES, HART_L2TLB, L2_ENTRIES,
+  HART_L1TLB, L1_CTX_BYTES, L1_KIND_BYTES, L1_ENTRIES, HART_L2TLB, L2_ENTRIES, L2_ENTRY_BYTES,
   HART_SATP, HART_RAM_BASE, HART_RAM_SIZE, HART_RAM_HOST, HART_WATCH, HART_MSTATUS, HART_PRIV,
   HART_STAT_TLB_MISS, HART_STAT_WALK, HART_STAT_L2_HIT, HART_STAT_FLUSH, HART_STAT_MMIO, HART_STAT_SFENCE,
   HART_EXIT_ADDR, HART_RES_ADDR, HART_SUPER, SUPER_ENTRIES, HART_SUPER_ANY, HART_L1_GEN,
@@ -16,7 +16,7 @@ import {
 import {
   S, raise, excCause, EXC_MMIO, EXC_WATCH, MS_MPRV, MS_MPP_SHIFT, MS_SUM, MS_MXR,
   CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_FETCH_ACCESS, CAUSE_LOAD_PAGE, CAUSE_STORE_PAGE,
-  CAUSE_FETCH_PAGE,
+  CAUSE_FETCH_PAGE, CAUSE_LOAD_MISALIGNED, CAUSE_STORE_MISALIGNED,
 } from "./state";
 
 export const KIND_R: i32 = 0;
@@ -86,7 +86,7 @@ export function flushAll(): void {
   invalidateL1All();
   memory.fill(S + HART_SUPER, 0, SUPER_ENTRIES * 8);
   store<i64>(S + HART_SUPER_ANY, 0);
-  memory.fill(S + HART_L2TLB, 0, L2_ENTRIES * 32);
+  memory.fill(S + HART_L2TLB, 0, L2_ENTRIES * L2_ENTRY_BYTES);
 }
 
 // sfence.vma (privileged spec 10.2.1): rs1 = x0 means all addresses, rs2 = x0 means all ASIDs;
@@ -351,7 +351,7 @@ function checkWatch(h: i64, size: i32): void {
 // AMO/SC (faults are store/AMO faults), KIND_R for LR.
 export function atomicHost(va: i64, size: i32, kind: i32): i64 {
   if ((va & (size - 1)) != 0) {
-    raise(kind == KIND_R ? 4 : 6, va);
+    raise(kind == KIND_R ? CAUSE_LOAD_MISALIGNED : CAUSE_STORE_MISALIGNED, va);
     return -1;
   }
   const p = dataPriv();

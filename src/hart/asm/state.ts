@@ -1,7 +1,7 @@
 // Per-instance globals of the hart and accessors for its state block. One wasm instance runs one
 // hart at a time; `S` points at that hart's block in (shared) machine memory.
 import {
-  HART_X, HART_MSTATUS, HART_PRIV, HART_FLAGS,
+  HART_X, HART_MSTATUS,
 } from "../layout";
 
 export let S: usize = 0;
@@ -46,13 +46,8 @@ export let gBase: i64 = 0;
 export function setCount(v: i64): void { gCount = v; }
 export function setBase(v: i64): void { gBase = v; }
 
-@inline export function rd64(off: usize): i64 { return load<i64>(S + off); }
-@inline export function wr64(off: usize, v: i64): void { store<i64>(S + off, v); }
 @inline export function getX(r: u32): i64 { return load<i64>(S + HART_X + (<usize>r << 3)); }
 @inline export function setX(r: u32, v: i64): void { if (r != 0) store<i64>(S + HART_X + (<usize>r << 3), v); }
-@inline export function priv(): i32 { return <i32>load<i64>(S + HART_PRIV); }
-@inline export function mstatus(): i64 { return load<i64>(S + HART_MSTATUS); }
-@inline export function flags(): i64 { return load<i64>(S + HART_FLAGS); }
 
 // mstatus fields (privileged spec 3.1.6)
 export const MS_SIE: i64 = 1 << 1;
@@ -89,3 +84,12 @@ export const CAUSE_FETCH_PAGE: i64 = 12;
 export const CAUSE_LOAD_PAGE: i64 = 13;
 export const CAUSE_STORE_PAGE: i64 = 15;
 export const INTERRUPT: i64 = 1 << 63;
+
+// Binary32 values live NaN-boxed in the 64-bit f registers (unprivileged spec 13.2).
+export const NAN_BOX: i64 = <i64>0xFFFFFFFF_00000000;
+export const SIGN64: u64 = 0x8000_0000_0000_0000;
+
+// Any write to FP state makes mstatus.FS Dirty (and SD set).
+@inline export function dirtyFS(): void {
+  store<i64>(S + HART_MSTATUS, load<i64>(S + HART_MSTATUS) | MS_FS | MS_SD);
+}
