@@ -1,3 +1,5 @@
+import type { Hart } from "../hart/hart.js";
+
 // What a memory-mapped device looks like to the machine: register reads and writes at an offset
 // inside its window, and interrupt lines it can raise.
 export type AccessSize = 1 | 2 | 4 | 8;
@@ -12,6 +14,9 @@ export interface MmioDevice {
 export interface IrqLine {
   set(level: boolean): void;
 }
+
+const CAUSE_LOAD_ACCESS = 5n;
+const CAUSE_STORE_ACCESS = 7n;
 
 export interface BusMapping {
   base: bigint;
@@ -35,5 +40,23 @@ export class Bus {
   find(addr: bigint): BusMapping | undefined {
     for (const m of this.maps) if (addr >= m.base && addr < m.base + m.size) return m;
     return undefined;
+  }
+
+  // Complete the MMIO access that the hart's last EXIT_MMIO describes. An address nothing decodes
+  // is an access fault, delivered to the guest as hardware would.
+  serve(h: Hart): void {
+    const a = h.mmio();
+    const m = this.find(a.addr);
+    if (!m) {
+      h.trap(a.isStore ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, a.addr);
+      return;
+    }
+    const off = Number(a.addr - m.base);
+    if (a.isStore) {
+      m.device.write(off, a.size as AccessSize, a.value);
+      h.mmioDone();
+    } else {
+      h.mmioDone(m.device.read(off, a.size as AccessSize));
+    }
   }
 }

@@ -1,9 +1,12 @@
 // Core-local interruptor (SiFive CLINT layout, as on QEMU's virt and spike boards): msip at +0,
 // mtimecmp at +0x4000, mtime at +0xBFF8. One hart for now. Time is supplied by the owner.
+import type { MmioDevice } from "./bus.js";
+
 export const CLINT_BASE = 0x0200_0000n;
 export const CLINT_SIZE = 0x1_0000n;
 
-export class Clint {
+export class Clint implements MmioDevice {
+  readonly name = "clint";
   msip = 0;
   mtimecmp = 0xffff_ffff_ffff_ffffn;
 

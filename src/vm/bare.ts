@@ -8,6 +8,7 @@ import { parseElf, loadElf } from "./elf.js";
 import { ContiguousRam } from "../vmm/guest-memory.js";
 import { Clint, CLINT_BASE, CLINT_SIZE } from "../devices/clint.js";
 import { Htif } from "../devices/htif.js";
+import { Bus } from "../devices/bus.js";
 import { UserError } from "../errors.js";
 
 export const RAM_BASE = 0x8000_0000n;
@@ -15,8 +16,6 @@ const TICK_INSTRUCTIONS = 10;
 const SLICE = 1_000_000;
 const MIP_MSIP = 1n << 3n;
 const MIP_MTIP = 1n << 7n;
-const CAUSE_LOAD_ACCESS = 5n;
-const CAUSE_STORE_ACCESS = 7n;
 
 export interface BareOptions {
   memBytes?: number;
@@ -43,6 +42,7 @@ export class BareMachine {
   readonly ram: Uint8Array;
   readonly ramOffset: number;
   private readonly clint: Clint;
+  private readonly bus = new Bus();
   private htif: Htif | undefined;
   private timeBias = 0n; // ticks added by WFI skips and mtime writes
   readonly markers: BareMarker[] = [];
@@ -58,6 +58,7 @@ export class BareMachine {
     this.hart.setRam(RAM_BASE, memBytes, this.ramOffset);
     wasm.enableMarker(opts.markers ? 1 : 0);
     this.clint = new Clint(() => this.mtime(), (t) => { this.timeBias += t - this.mtime(); });
+    this.bus.map(CLINT_BASE, CLINT_SIZE, this.clint);
   }
 
   mtime(): bigint {
@@ -133,7 +134,7 @@ export class BareMachine {
         continue;
       }
       if (code === Exit.Mmio) {
-        this.mmio();
+        this.bus.serve(this.hart);
         continue;
       }
       if (code === Exit.Wfi) {
@@ -147,22 +148,6 @@ export class BareMachine {
       }
       throw new Error(`unexpected hart exit ${code}`);
     }
-  }
-
-  private mmio(): void {
-    const a = this.hart.mmio();
-    const off = a.addr - CLINT_BASE;
-    if (off >= 0n && off < CLINT_SIZE) {
-      if (a.isStore) {
-        this.clint.write(Number(off), a.size, a.value);
-        this.hart.mmioDone();
-      } else {
-        this.hart.mmioDone(this.clint.read(Number(off), a.size));
-      }
-      return;
-    }
-    // Nothing answers at this address: the bus reports an access fault, as hardware would.
-    this.hart.trap(a.isStore ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, a.addr);
   }
 
   private result(exitCode: number, t0: bigint): BareResult {

@@ -5,7 +5,7 @@
 import { MachineMemory } from "../machine/memory.js";
 import { Hart, Exit, instantiateHart, type HartExports } from "../hart/hart.js";
 import * as L from "../hart/layout.js";
-import { Bus, type AccessSize } from "../devices/bus.js";
+import { Bus } from "../devices/bus.js";
 import { Uart16550 } from "../devices/uart16550.js";
 import { Plic } from "../devices/plic.js";
 import { buildDeviceTree } from "./devicetree.js";
@@ -328,30 +328,13 @@ export class Vm {
         return;
       case Exit.Mmio:
         this.countExit("mmio");
-        this.mmio(h);
+        this.bus.serve(h);
         return;
       case Exit.Trap:
         this.trap(id, c);
         return;
       default:
         throw new Error(`unexpected hart exit ${code}`);
-    }
-  }
-
-  private mmio(h: Hart): void {
-    const a = h.mmio();
-    const m = this.bus.find(a.addr);
-    if (!m) {
-      // Nothing decodes this address: an access fault, delivered to the guest as hardware would.
-      h.trap(a.isStore ? 7n : 5n, a.addr);
-      return;
-    }
-    const off = Number(a.addr - m.base);
-    if (a.isStore) {
-      m.device.write(off, a.size as AccessSize, a.value);
-      h.mmioDone();
-    } else {
-      h.mmioDone(m.device.read(off, a.size as AccessSize));
     }
   }
 
