@@ -1,0 +1,252 @@
+// npm run bench:virt: the cost of virtualization. The same guest workloads run under each --virt
+// mode (native, the baseline, and trap-and-emulate), alternating, several rounds each; for each
+// workload the median per mode and the ratio trap-and-emulate/native against its target:
+//  - boot to shell: process start to the console line "ringvisor: boot complete" (target 1.5x);
+//  - user compute: bench/programs/usercompute.c, CPU-bound, no system calls, between two markers
+//    (target within 5%);
+//  - shell loop: 200 `echo x | cat > /dev/null`, forks, execs, pipes and page faults, between two
+//    markers (target 3x).
+// All three run in one boot per round: the guest types the workloads at its shell, then powers
+// off. Then one more run per mode with --stats, whose report at exit is printed as it comes.
+// BENCH_MODES (comma-separated), BENCH_ROUNDS and BENCH_TIMEOUT_S override the defaults.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { writeNewc } from "../src/host/images/cpio.js";
+import { BOOT_COMPLETE } from "../src/host/images/initramfs.js";
+import { ensureDefaultGuest, type DefaultGuest } from "../src/host/images/pull.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const CLI = join(ROOT, "dist/src/cli/main.js");
+const OUT = join(ROOT, "build/bench");
+const MODES = (process.env.BENCH_MODES ?? "native,trap-and-emulate").split(",").map((m) => m.trim()).filter((m) => m !== "");
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT_S ?? 600);
+const BASE = "native";
+const OTHER = "trap-and-emulate";
+
+// Typed at the shell, a line at a time when the guest idles at the prompt. Each workload is
+// bracketed by two markers; /init executes one more before the shell starts.
+const SHELL_LOOP = "for i in $(seq 200); do echo x | cat > /dev/null; done";
+const SCRIPT = ["rv-marker; usercompute; rv-marker", `rv-marker; ${SHELL_LOOP}; rv-marker`, "poweroff -f"].map((l) => l + "\n").join("");
+const CHECKSUM = /usercompute: (\d+) rounds, checksum ([0-9a-f]{16})/;
+const MARKER = /^marker (\d+): hart (\d+) instret (\d+) at ([\d.]+) s$/;
+
+interface Marker { instret: bigint; seconds: number }
+interface Interval { seconds: number; instructions: bigint }
+interface Run {
+  boot: number;
+  // Retired instructions up to /init's marker, which comes right after the boot line.
+  bootInstructions?: bigint;
+  bootMarkerSeconds?: number;
+  compute: Interval;
+  shell: Interval;
+  checksum: string;
+  wall: number;
+  // stderr without the marker lines: what the run reports at exit.
+  report: string;
+}
+
+interface Workload { name: string; target: number; seconds: (r: Run) => number; mips: (r: Run) => number }
+
+const mips = (instructions: bigint | undefined, seconds: number | undefined): number =>
+  instructions !== undefined && seconds ? Number(instructions) / seconds / 1e6 : NaN;
+
+const WORKLOADS: Workload[] = [
+  { name: "boot to shell", target: 1.5, seconds: (r) => r.boot, mips: (r) => mips(r.bootInstructions, r.bootMarkerSeconds) },
+  { name: "user compute", target: 1.05, seconds: (r) => r.compute.seconds, mips: (r) => mips(r.compute.instructions, r.compute.seconds) },
+  { name: "shell loop", target: 3, seconds: (r) => r.shell.seconds, mips: (r) => mips(r.shell.instructions, r.shell.seconds) },
+];
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
+}
+
+class BenchError extends Error {}
+
+function buildUserCompute(): Buffer {
+  const src = join(ROOT, "bench/programs/usercompute.c");
+  const elf = join(OUT, "usercompute");
+  mkdirSync(OUT, { recursive: true });
+  const cc = spawnSync("riscv64-linux-gnu-gcc", ["-static", "-O2", "-o", elf, src], { encoding: "utf8" });
+  if (cc.error) throw new BenchError(`cannot run riscv64-linux-gnu-gcc (${cc.error.message}); npm run setup installs it`);
+  if (cc.status !== 0) throw new BenchError(`riscv64-linux-gnu-gcc failed on ${src}:\n${cc.stderr}`);
+  return readFileSync(elf);
+}
+
+// The default initramfs with /bin/usercompute added: a second gzip'd newc archive appended to
+// the first, which the kernel unpacks after it (early-userspace/buffer-format.rst).
+function benchInitrd(defaultInitrd: string, program: Buffer): string {
+  const extra = writeNewc([{ path: "bin/usercompute", type: "file", perm: 0o755, data: program }]);
+  const path = join(OUT, "initramfs-virt.cpio.gz");
+  writeFileSync(path, Buffer.concat([readFileSync(defaultInitrd), gzipSync(extra, { level: 9 })]));
+  return path;
+}
+
+function interval(a: Marker, b: Marker): Interval {
+  return { seconds: b.seconds - a.seconds, instructions: b.instret - a.instret };
+}
+
+function runGuest(mode: string, kernel: string, initrd: string, stats: boolean): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const elapsed = (): number => Number(process.hrtime.bigint() - t0) / 1e9;
+    const args = [CLI, "run", "--kernel", kernel, "--initrd", initrd, "--virt", mode, "--markers", ...(stats ? ["--stats"] : [])];
+    const p = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let boot: number | undefined;
+    const tail = (): string => `last console output:\n${out.slice(-1500)}\nstderr:\n${err.slice(-1500)}`;
+    const timer = setTimeout(() => {
+      p.kill("SIGKILL");
+      reject(new BenchError(`--virt ${mode}: no poweroff within ${TIMEOUT_S} s (BENCH_TIMEOUT_S); ${boot === undefined ? "the boot line never came" : `booted in ${boot.toFixed(2)} s`}; ${tail()}`));
+    }, TIMEOUT_S * 1000);
+    p.stdin.on("error", () => undefined);
+    p.stdout.on("data", (d: Buffer) => {
+      out += d.toString("latin1");
+      if (boot === undefined && out.includes(BOOT_COMPLETE)) {
+        boot = elapsed();
+        p.stdin.end(SCRIPT);
+      }
+    });
+    p.stderr.on("data", (d: Buffer) => { err += d.toString(); });
+    p.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      if (signal === "SIGKILL") return;
+      const wall = elapsed();
+      const lines = err.split("\n");
+      const markers = lines.flatMap((l) => {
+        const m = MARKER.exec(l.trim());
+        return m ? [{ instret: BigInt(m[3]!), seconds: Number(m[4]) }] : [];
+      });
+      const sum = CHECKSUM.exec(out);
+      if (code !== 0 || boot === undefined || markers.length < 4 || !sum) {
+        const why = code !== 0 ? `exit status ${code ?? signal}` : boot === undefined ? "no boot line" : !sum ? "no usercompute output" : `${markers.length} markers, expected at least 4`;
+        reject(new BenchError(`--virt ${mode}: run failed (${why}); ${tail()}`));
+        return;
+      }
+      const [c0, c1, s0, s1] = markers.slice(-4) as [Marker, Marker, Marker, Marker];
+      const init = markers.length > 4 ? markers[0] : undefined;
+      resolve({
+        boot,
+        bootInstructions: init?.instret,
+        bootMarkerSeconds: init?.seconds,
+        compute: interval(c0, c1),
+        shell: interval(s0, s1),
+        checksum: `${sum[1]} rounds, ${sum[2]}`,
+        wall,
+        report: lines.filter((l) => !MARKER.test(l.trim()) && l.trim() !== "").join("\n"),
+      });
+    });
+  });
+}
+
+// The --stats report's format is still growing (a table of exits by reason is coming), so
+// nothing in it is required: a line that names a total of exits gives exits per second (its
+// first whole number is the total), otherwise the "exits <reason> <n>" lines are summed.
+function exitRate(report: string, wall: number): string {
+  const runLine = /\brun:\s*([\d.]+)\s*s\b/.exec(report);
+  const seconds = runLine ? Number(runLine[1]) : wall;
+  const span = `${seconds.toFixed(2)} s ${runLine ? "of guest run" : "wall clock"}`;
+  const totalLine = report.split("\n").find((l) => /exit/i.test(l) && /total/i.test(l));
+  const numbers = totalLine?.replace(/(\d),(?=\d{3})/g, "$1").match(/\d+(?:\.\d+)?/g) ?? [];
+  const total = numbers.find((n) => !n.includes("."));
+  if (total !== undefined) return `${total} exits in total over ${span}: ${(Number(total) / seconds).toFixed(0)} exits/s`;
+  const byReason = [...report.matchAll(/^\s*exits\s+\S.*?\s+(\d+)\s*$/gm)].map((m) => Number(m[1]));
+  if (byReason.length > 0) {
+    const n = byReason.reduce((a, b) => a + b, 0);
+    return `${n} exits (sum of the per-reason lines, no total line) over ${span}: ${(n / seconds).toFixed(0)} exits/s`;
+  }
+  return "no total of exits found in the report";
+}
+
+function fmt(x: number, unit: string, digits = 2): string {
+  return Number.isNaN(x) ? "-" : `${x.toFixed(digits)}${unit}`;
+}
+
+if (MODES.length === 0 || !(ROUNDS >= 1) || !(TIMEOUT_S > 0)) {
+  process.stderr.write("bench:virt: BENCH_MODES must name at least one mode, BENCH_ROUNDS and BENCH_TIMEOUT_S must be positive\n");
+  process.exit(2);
+}
+let guest: DefaultGuest;
+let initrd: string;
+try {
+  guest = await ensureDefaultGuest({ quiet: true });
+  initrd = benchInitrd(guest.initrd, buildUserCompute());
+} catch (e) {
+  process.stderr.write(`bench:virt: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(2);
+}
+process.stdout.write(`kernel ${guest.kernelVersion}, busybox ${guest.busyboxVersion}; initrd ${initrd} (default + /bin/usercompute)\n`);
+process.stdout.write(`machine: ${cpus()[0]?.model ?? "unknown"} x${cpus().length}, Node ${process.version}\n`);
+process.stdout.write(`modes: ${MODES.join(", ")}; rounds: ${ROUNDS}, alternating; guest types: ${JSON.stringify(SCRIPT)}\n\n`);
+
+const t0 = performance.now();
+const runs = new Map<string, Run[]>(MODES.map((m) => [m, []]));
+const failed = new Map<string, string>();
+const checksums = new Set<string>();
+let started = 0;
+
+async function attempt(mode: string, stats: boolean, label: string): Promise<Run | undefined> {
+  if (failed.has(mode)) return undefined;
+  started++;
+  try {
+    const r = await runGuest(mode, guest.kernel, initrd, stats);
+    checksums.add(r.checksum);
+    process.stdout.write(
+      `${label} ${mode.padEnd(16)} boot ${r.boot.toFixed(2)} s (${fmt(WORKLOADS[0]!.mips(r), " MIPS", 0)}), ` +
+        `compute ${r.compute.seconds.toFixed(3)} s (${r.compute.instructions} instr, ${fmt(WORKLOADS[1]!.mips(r), " MIPS", 0)}), ` +
+        `shell loop ${r.shell.seconds.toFixed(3)} s (${fmt(WORKLOADS[2]!.mips(r), " MIPS", 0)}); ${r.wall.toFixed(1)} s in all\n`,
+    );
+    return r;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    failed.set(mode, msg);
+    process.stdout.write(`${label} ${mode}: FAILED, no more runs in this mode\n${msg}\n`);
+    return undefined;
+  }
+}
+
+for (let i = 0; i < ROUNDS; i++) {
+  for (const mode of MODES) {
+    const r = await attempt(mode, false, `round ${i + 1}:`);
+    if (r) runs.get(mode)!.push(r);
+  }
+}
+
+process.stdout.write("\n");
+const reports: string[] = [];
+for (const mode of MODES) {
+  const r = await attempt(mode, true, "--stats:");
+  if (r) reports.push(`--virt ${mode} --stats, reported at exit:\n${r.report || "(nothing)"}\n${exitRate(r.report, r.wall)}\n`);
+}
+
+if (reports.length > 0) process.stdout.write(`\n${reports.join("\n")}\n`);
+if (checksums.size > 1) {
+  failed.set("checksum", `usercompute printed different results: ${[...checksums].join(" / ")}`);
+  process.stdout.write(`usercompute printed different results across runs: ${[...checksums].join(" / ")}\n`);
+}
+
+const cell = (mode: string, w: Workload): string => {
+  const rs = runs.get(mode) ?? [];
+  if (rs.length === 0) return "-";
+  return `${median(rs.map(w.seconds)).toFixed(3)} s, ${fmt(median(rs.map(w.mips)), " MIPS", 0)}`;
+};
+process.stdout.write(`medians (rounds: ${ROUNDS}):\n`);
+process.stdout.write(`${"workload".padEnd(15)}${MODES.map((m) => `  ${m.padEnd(22)}`).join("")}  ratio ${OTHER}/${BASE}\n`);
+for (const w of WORKLOADS) {
+  const base = median((runs.get(BASE) ?? []).map(w.seconds));
+  const other = median((runs.get(OTHER) ?? []).map(w.seconds));
+  const ratio = other / base;
+  const verdict = Number.isNaN(ratio) ? `- (needs both modes), target <= ${w.target}x` : `${ratio.toFixed(2)}x, target <= ${w.target}x: ${ratio <= w.target ? "met" : "ABOVE TARGET"}`;
+  process.stdout.write(`${w.name.padEnd(15)}${MODES.map((m) => `  ${cell(m, w).padEnd(22)}`).join("")}  ${verdict}\n`);
+}
+process.stdout.write(`\n${started} runs in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+if (failed.size > 0) {
+  process.stdout.write(`FAILED: ${[...failed.keys()].join(", ")}\n`);
+  process.exitCode = 1;
+}
