@@ -16,6 +16,7 @@ interface RunOptions {
   mem: number;
   cpus: number;
   virt: string;
+  scatterFrames?: number;
   markers?: boolean;
   stats?: boolean;
   mirror?: string;
@@ -30,7 +31,8 @@ export function registerRunCommand(program: Command): void {
     .option("--append <cmdline>", "kernel command line", undefined)
     .option("--mem <MiB>", "guest RAM in MiB", memMiB, 512)
     .option("--cpus <n>", "number of virtual CPUs", positiveInt, 1)
-    .addOption(new Option("--virt <mode>", `how the guest is run: ${VIRT_MODES.join(", ")}`).default("native"))
+    .addOption(new Option("--virt <mode>", `how the guest is run: ${VIRT_MODES.join(", ")}`).default("trap-and-emulate"))
+    .option("--scatter-frames <seed>", "trap-and-emulate: back guest RAM with machine frames in a seeded random order", positiveInt)
     .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
     .option("--stats", "print execution statistics at exit")
     .option("--mirror <url>", "Debian mirror for the default guest image")
@@ -62,6 +64,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
     memBytes: opts.mem * 2 ** 20,
     cpus: opts.cpus,
     virt: opts.virt as VirtMode,
+    scatterSeed: opts.scatterFrames,
     console: (b) => out.write(b),
     markers: opts.markers,
   });

@@ -1,4 +1,4 @@
-import type { Hart } from "../hart/hart.js";
+import type { MmioAccess } from "../hart/hart.js";
 
 // What a memory-mapped device looks like to the machine: register reads and writes at an offset
 // inside its window, and interrupt lines it can raise.
@@ -24,6 +24,13 @@ export interface BusMapping {
   device: MmioDevice;
 }
 
+// What completes an MMIO exit: a hart, or a trap-and-emulate vCPU.
+export interface MmioCpu {
+  mmio(): MmioAccess;
+  mmioDone(value?: bigint): void;
+  trap(cause: bigint, tval: bigint): number;
+}
+
 // Physical address decoding for MMIO exits.
 export class Bus {
   private readonly maps: BusMapping[] = [];
@@ -43,12 +50,12 @@ export class Bus {
   }
 
   // Complete the MMIO access that the hart's last EXIT_MMIO describes. An address nothing decodes
-  // is an access fault, delivered to the guest as hardware would.
-  serve(h: Hart): void {
+  // is an access fault at the virtual address, delivered to the guest as hardware would.
+  serve(h: MmioCpu): void {
     const a = h.mmio();
     const m = this.find(a.addr);
     if (!m) {
-      h.trap(a.isStore ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, a.addr);
+      h.trap(a.isStore ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, a.va);
       return;
     }
     const off = Number(a.addr - m.base);

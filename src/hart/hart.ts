@@ -41,7 +41,8 @@ export function instantiateHart(mem: MachineMemory): HartExports {
 }
 
 export interface MmioAccess {
-  addr: bigint;
+  addr: bigint; // physical
+  va: bigint; // virtual (the access fault's tval if nothing decodes addr)
   size: number;
   isStore: boolean;
   value: bigint; // store data
@@ -108,6 +109,7 @@ export class Hart {
     const info = Number(this.field(L.HART_EXIT_INFO) & 0xffffffffn);
     return {
       addr: BigInt.asUintN(64, this.field(L.HART_EXIT_ADDR)),
+      va: BigInt.asUintN(64, this.field(L.HART_EXIT_TVAL)),
       size: info & 0xff,
       isStore: ((info >> 8) & 1) === 1,
       value: BigInt.asUintN(64, this.field(L.HART_EXIT_DATA)),

@@ -54,6 +54,9 @@ export const HART_WATCH = 840; // physical address whose stores end run() with E
 export const HART_TIME_INSTRET = 848;
 export const HART_TIME_NUM = 856;
 export const HART_TIME_DEN = 864; // 0: time stands still
+// Nonzero: RAM is backed frame by frame through this p2m table (u32 machine frame numbers, one per
+// 4 KiB of the window) instead of one contiguous run at HART_RAM_HOST.
+export const HART_RAM_P2M = 872;
 
 // Counters that explain behaviour (read by the host; never reset by the hart).
 export const HART_STAT_TLB_MISS = 896;

@@ -1,9 +1,11 @@
 // One virtual machine on the "virt"-like board: RAM at 0x8000_0000, harts, a 16550 UART, a PLIC,
 // firmware SBI in the host. In `native` mode the guest kernel runs in the hart's real S-mode and
 // the host is its M-mode firmware: every ecall and every trap that reaches M-mode ends run() and
-// is handled here.
+// is handled here. In `trap-and-emulate` mode the guest kernel runs deprivileged under the VMM
+// (src/vmm/vcpu.ts), its RAM is machine frames from anywhere behind a p2m, and what reaches the
+// host is the same: hypercalls, MMIO, idle.
 import { MachineMemory } from "../machine/memory.js";
-import { Hart, Exit, instantiateHart, type HartExports } from "../hart/hart.js";
+import { Hart, Exit, instantiateHart } from "../hart/hart.js";
 import * as L from "../hart/layout.js";
 import { Bus } from "../devices/bus.js";
 import { Uart16550 } from "../devices/uart16550.js";
@@ -13,7 +15,9 @@ import { planBoot } from "./kernel.js";
 import { Sbi, type SbiPlatform, SBI_SUCCESS, SBI_ERR_ALREADY_AVAILABLE, SBI_ERR_INVALID_ADDRESS, SBI_ERR_INVALID_PARAM, SBI_ERR_NOT_SUPPORTED,
   HSM_STARTED, HSM_STOPPED, SRST_SHUTDOWN } from "../vmm/sbi.js";
 import { UserError } from "../errors.js";
-import { ContiguousRam } from "../vmm/guest-memory.js";
+import { ContiguousRam, contains, type GuestMemory } from "../vmm/guest-memory.js";
+import { P2m } from "../vmm/p2m.js";
+import { NativeCore, TrapEmulateCore, DEFAULT_POOL_FRAMES, type ExecCore, type VmmExports } from "../vmm/vcpu.js";
 
 export const RAM_BASE = 0x8000_0000n;
 export const UART_BASE = 0x1000_0000n;
@@ -22,7 +26,7 @@ export const PLIC_BASE = 0x0c00_0000n;
 export const PLIC_NDEV = 31;
 export const TIMEBASE_HZ = 10_000_000;
 
-export const VIRT_MODES = ["native"] as const;
+export const VIRT_MODES = ["native", "trap-and-emulate"] as const;
 export type VirtMode = (typeof VIRT_MODES)[number];
 
 const MIP_SSIP = 1n << 1n;
@@ -44,6 +48,9 @@ export interface VmConfig {
   virt: VirtMode;
   console: (bytes: Uint8Array) => void;
   markers?: boolean;
+  // Trap-and-emulate: back guest RAM with machine frames in a pseudo-random order (seeded), to
+  // show that nothing depends on them being contiguous.
+  scatterSeed?: number;
 }
 
 export interface Marker {
@@ -60,7 +67,9 @@ export interface RunResult {
 }
 
 interface VCpu {
-  hart: Hart;
+  core: ExecCore;
+  hart: Hart; // core.hart: registers, pc, counters, clock
+  irq: Hart; // core.irq: mip, mie, WFI
   state: number; // HSM state
   stimecmp: bigint;
 }
@@ -71,13 +80,14 @@ const INITIAL_IPS = 150_000_000;
 
 export class Vm {
   readonly mem: MachineMemory;
-  readonly wasm: HartExports;
+  readonly wasm: VmmExports;
   readonly cpus: VCpu[] = [];
   readonly bus = new Bus();
   readonly uart: Uart16550;
   readonly plic: Plic;
   readonly sbi: Sbi;
-  readonly ram: Uint8Array;
+  readonly guestMem: GuestMemory & { read(gpa: bigint, length: number): Uint8Array };
+  readonly p2m: P2m | undefined;
   readonly markers: Marker[] = [];
   readonly exits = new Map<string, number>();
   private readonly ramOffset: number;
@@ -93,11 +103,21 @@ export class Vm {
   constructor(private readonly cfg: VmConfig) {
     if (cfg.cpus < 1 || cfg.cpus > 8) throw new UserError(`--cpus must be between 1 and 8 (got ${cfg.cpus})`);
     this.memBytes = cfg.memBytes;
-    this.mem = new MachineMemory(cfg.memBytes + cfg.cpus * L.HART_STATE_BYTES + (4 << 20));
-    this.wasm = instantiateHart(this.mem);
+    const native = cfg.virt === "native";
+    const vmmBytes = native ? 0 : cfg.cpus * (2 * L.HART_STATE_BYTES + DEFAULT_POOL_FRAMES * 4100 + (128 << 10));
+    this.mem = new MachineMemory(cfg.memBytes + cfg.cpus * L.HART_STATE_BYTES + vmmBytes + (4 << 20));
+    this.wasm = instantiateHart(this.mem) as VmmExports;
     this.wasm.enableMarker(cfg.markers ? 1 : 0);
-    this.ramOffset = this.mem.allocContiguous(cfg.memBytes / 4096, 512);
-    this.ram = this.mem.bytesAt(this.ramOffset, cfg.memBytes);
+    if (native) {
+      this.p2m = undefined;
+      this.ramOffset = this.mem.allocContiguous(cfg.memBytes / 4096, 512);
+      this.guestMem = new ContiguousRam(RAM_BASE, this.mem.bytesAt(this.ramOffset, cfg.memBytes));
+    } else {
+      const seed = cfg.scatterSeed;
+      this.ramOffset = -1;
+      this.p2m = new P2m(this.mem, RAM_BASE, cfg.memBytes, (n) => this.mem.allocFrames(n, seed !== undefined, seed));
+      this.guestMem = this.p2m;
+    }
 
     this.plic = new Plic(PLIC_NDEV, cfg.cpus * 2, (ctx, on) => this.externalInterrupt(ctx, on));
     this.uart = new Uart16550(this.plic.irqLine(UART_IRQ), (b) => this.consoleOut(b));
@@ -105,13 +125,19 @@ export class Vm {
     this.bus.map(PLIC_BASE, 0x400_0000n, this.plic);
 
     for (let i = 0; i < cfg.cpus; i++) {
-      const hart = new Hart(this.mem, this.wasm, this.mem.allocContiguous(L.HART_STATE_BYTES / 4096), i);
-      hart.setRam(RAM_BASE, cfg.memBytes, this.ramOffset);
-      hart.setFlags(L.FLAG_EXIT_ON_MTRAP);
-      hart.setCsr(L.HART_MEDELEG, MEDELEG);
-      hart.setCsr(L.HART_MIDELEG, MIDELEG);
-      hart.setCsr(L.HART_MCOUNTEREN, 7n); // cycle, time, instret readable below M
-      this.cpus.push({ hart, state: HSM_STOPPED, stimecmp: 0xffff_ffff_ffff_ffffn });
+      let core: ExecCore;
+      if (native) {
+        const hart = new Hart(this.mem, this.wasm, this.mem.allocContiguous(L.HART_STATE_BYTES / 4096), i);
+        hart.setRam(RAM_BASE, cfg.memBytes, this.ramOffset);
+        hart.setFlags(L.FLAG_EXIT_ON_MTRAP);
+        hart.setCsr(L.HART_MEDELEG, MEDELEG);
+        hart.setCsr(L.HART_MIDELEG, MIDELEG);
+        hart.setCsr(L.HART_MCOUNTEREN, 7n); // cycle, time, instret readable below M
+        core = new NativeCore(hart);
+      } else {
+        core = new TrapEmulateCore(this.mem, this.wasm, i, this.p2m!);
+      }
+      this.cpus.push({ core, hart: core.hart, irq: core.irq, state: HSM_STOPPED, stimecmp: 0xffff_ffff_ffff_ffffn });
     }
     this.sbi = new Sbi(this.platform());
     this.boot();
@@ -122,7 +148,7 @@ export class Vm {
     // The tree's size does not depend on the initrd's address, only on whether there is one.
     const dtbProbe = this.deviceTree(cmdline, initrd ? { start: 0n, end: 0n } : undefined);
     const plan = planBoot({ kernel, initrd, dtbSize: dtbProbe.length, memBase: RAM_BASE, memSize: BigInt(this.memBytes) });
-    const ram = new ContiguousRam(RAM_BASE, this.ram);
+    const ram = this.guestMem;
     plan.load(ram);
     const dtb = this.deviceTree(cmdline, plan.initrdStart !== undefined ? { start: plan.initrdStart, end: plan.initrdEnd! } : undefined);
     ram.write(plan.dtbAddr, dtb);
@@ -148,15 +174,7 @@ export class Vm {
 
   // Enter the supervisor at `pc` with a0 = hartid, a1 = opaque (SBI HSM, boot protocol).
   private startHart(id: number, pc: bigint, opaque: bigint): void {
-    const h = this.cpus[id]!.hart;
-    h.priv = L.PRIV_S;
-    h.pc = pc;
-    h.setX(10, BigInt(id));
-    h.setX(11, opaque);
-    h.setCsr(L.HART_SATP, 0n);
-    h.setCsr(L.HART_MSTATUS, h.csr(L.HART_MSTATUS) & ~0x2n);
-    h.setCsr(L.HART_WFI, 0n);
-    this.wasm.flushTlb(h.base);
+    this.cpus[id]!.core.enterSupervisor(pc, BigInt(id), opaque);
   }
 
   private consoleOut(b: Uint8Array): void {
@@ -167,7 +185,7 @@ export class Vm {
   private externalInterrupt(ctx: number, on: boolean): void {
     const cpu = this.cpus[ctx >> 1];
     if (!cpu || (ctx & 1) === 0) return; // M-mode contexts: the firmware takes no interrupts
-    cpu.hart.mip = on ? cpu.hart.mip | MIP_SEIP : cpu.hart.mip & ~MIP_SEIP;
+    cpu.irq.mip = on ? cpu.irq.mip | MIP_SEIP : cpu.irq.mip & ~MIP_SEIP;
     if (on) this.wake?.();
   }
 
@@ -182,11 +200,11 @@ export class Vm {
       setTimer: (h, t) => {
         const c = this.cpus[h]!;
         c.stimecmp = t;
-        c.hart.mip = c.hart.mip & ~MIP_STIP;
+        c.irq.mip = c.irq.mip & ~MIP_STIP;
       },
-      sendIpi: (h) => { this.cpus[h]!.hart.mip |= MIP_SSIP; },
-      clearIpi: (h) => { this.cpus[h]!.hart.mip &= ~MIP_SSIP; },
-      remoteSfence: (h) => this.wasm.flushTlb(this.cpus[h]!.hart.base),
+      sendIpi: (h) => { this.cpus[h]!.irq.mip |= MIP_SSIP; },
+      clearIpi: (h) => { this.cpus[h]!.irq.mip &= ~MIP_SSIP; },
+      remoteSfence: (h) => this.cpus[h]!.core.flushTlb(),
       hartStart: (h, addr, opaque) => {
         const c = this.cpus[h]!;
         if (c.state !== HSM_STOPPED) return SBI_ERR_ALREADY_AVAILABLE; // SBI 9.1: already started
@@ -202,7 +220,7 @@ export class Vm {
         // and 0x80000001-0x8FFFFFFF are reserved; the rest are valid but not supported.
         if ((type >= 0x1n && type <= 0x0fff_ffffn) || (type >= 0x8000_0001n && type <= 0x8fff_ffffn)) return SBI_ERR_INVALID_PARAM;
         if (type !== 0n) return SBI_ERR_NOT_SUPPORTED;
-        this.cpus[h]!.hart.setCsr(L.HART_WFI, 1n);
+        this.cpus[h]!.irq.setCsr(L.HART_WFI, 1n);
         return SBI_SUCCESS;
       },
       systemReset: (type, reason) => {
@@ -212,15 +230,10 @@ export class Vm {
       },
       consoleWrite: (b) => this.consoleOut(b),
       consoleRead: () => new Uint8Array(0),
-      readGuest: (pa, len) => {
-        const off = pa - RAM_BASE;
-        if (off < 0n || off + BigInt(len) > BigInt(this.memBytes)) return undefined;
-        return this.ram.slice(Number(off), Number(off) + len);
-      },
+      readGuest: (pa, len) => (contains(this.guestMem, pa, len) ? this.guestMem.read(pa, len) : undefined),
       writeGuest: (pa, bytes) => {
-        const off = pa - RAM_BASE;
-        if (off < 0n || off + BigInt(bytes.length) > BigInt(this.memBytes)) return false;
-        this.ram.set(bytes, Number(off));
+        if (!contains(this.guestMem, pa, bytes.length)) return false;
+        this.guestMem.write(pa, bytes);
         return true;
       },
     };
@@ -268,8 +281,8 @@ export class Vm {
           // Time never goes back: a hart whose clock ran ahead of the host's waits for it.
           const t = h.time > now ? h.time : now;
           h.setClock(t, h.instret, BigInt(TIMEBASE_HZ), BigInt(this.ips));
-          if (t >= c.stimecmp) h.mip |= MIP_STIP;
-          if (h.waiting && (h.mip & h.mie) === 0n) continue;
+          if (t >= c.stimecmp) c.irq.mip |= MIP_STIP;
+          if (c.irq.waiting && (c.irq.mip & c.irq.mie) === 0n) continue;
           ranAny = true;
           let budget = SLICE;
           if (c.stimecmp > t) {
@@ -316,7 +329,7 @@ export class Vm {
 
   private step(id: number, c: VCpu, budget: number): void {
     const h = c.hart;
-    const code = h.run(budget);
+    const code = c.core.run(budget);
     switch (code) {
       case Exit.Budget:
         return;
@@ -328,7 +341,7 @@ export class Vm {
         return;
       case Exit.Mmio:
         this.countExit("mmio");
-        this.bus.serve(h);
+        this.bus.serve(c.core);
         return;
       case Exit.Trap:
         this.trap(id, c);

@@ -36,4 +36,9 @@ export class ContiguousRam implements GuestMemory {
     const off = checkRange(this, gpa, length);
     this.ram.fill(value, off, off + length);
   }
+
+  read(gpa: bigint, length: number): Uint8Array {
+    const off = checkRange(this, gpa, length);
+    return this.ram.slice(off, off + length);
+  }
 }

@@ -3,7 +3,7 @@
 // current fetch page) lives in locals; everything rare is a call.
 import {
   HART_PC, HART_PRIV, HART_INSTRET, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
-  HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_RES_ADDR, HART_RES_VALUE, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
+  HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_EXIT_TVAL, HART_RES_ADDR, HART_RES_VALUE, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
 } from "../layout";
 import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
@@ -49,6 +49,7 @@ function memFault(pc: i64, inf: i64, len: i32): i64 {
   if (c == EXC_WATCH) { setExit(EXIT_WATCH); return pc + len; }
   if (c == EXC_MMIO) {
     store<i64>(S + HART_EXIT_INFO, inf | (<i64>len << 28));
+    store<i64>(S + HART_EXIT_TVAL, excTval); // the virtual address, for an access fault
     setExit(EXIT_MMIO);
     return pc;
   }

@@ -11,7 +11,7 @@ import {
   HART_L1TLB, L1_CTX_BYTES, L1_KIND_BYTES, L1_ENTRIES, HART_L2TLB, L2_ENTRIES, L2_ENTRY_BYTES,
   HART_SATP, HART_RAM_BASE, HART_RAM_SIZE, HART_RAM_HOST, HART_WATCH, HART_MSTATUS, HART_PRIV,
   HART_STAT_TLB_MISS, HART_STAT_WALK, HART_STAT_L2_HIT, HART_STAT_FLUSH, HART_STAT_MMIO, HART_STAT_SFENCE,
-  HART_EXIT_ADDR, HART_RES_ADDR, HART_SUPER, SUPER_ENTRIES, HART_SUPER_ANY, HART_L1_GEN,
+  HART_EXIT_ADDR, HART_RES_ADDR, HART_SUPER, SUPER_ENTRIES, HART_SUPER_ANY, HART_L1_GEN, HART_RAM_P2M,
 } from "../layout";
 import {
   S, raise, excCause, EXC_MMIO, EXC_WATCH, MS_MPRV, MS_MPP_SHIFT, MS_SUM, MS_MXR,
@@ -28,16 +28,16 @@ export const CTX_S: i32 = 1;
 export const CTX_S_SUM: i32 = 2; // S-mode data accesses while SUM = 1: may hold U pages
 export const CTX_U: i32 = 3;
 
-const PTE_V: i64 = 1;
-const PTE_R: i64 = 2;
-const PTE_W: i64 = 4;
-const PTE_X: i64 = 8;
-const PTE_U: i64 = 16;
-const PTE_G: i64 = 32;
-const PTE_A: i64 = 64;
-const PTE_D: i64 = 128;
-const PPN_MASK: i64 = 0xFFF_FFFF_FFFF; // 44 bits
-const PTE_RESERVED: i64 = <i64>0xFFC0_0000_0000_0000; // N, PBMT and reserved bits: no Svnapot/Svpbmt
+export const PTE_V: i64 = 1;
+export const PTE_R: i64 = 2;
+export const PTE_W: i64 = 4;
+export const PTE_X: i64 = 8;
+export const PTE_U: i64 = 16;
+export const PTE_G: i64 = 32;
+export const PTE_A: i64 = 64;
+export const PTE_D: i64 = 128;
+export const PPN_MASK: i64 = 0xFFF_FFFF_FFFF; // 44 bits
+export const PTE_RESERVED: i64 = <i64>0xFFC0_0000_0000_0000; // N, PBMT and reserved bits: no Svnapot/Svpbmt
 
 @inline export function l1Table(ctx: i32, kind: i32): usize {
   return S + HART_L1TLB + <usize>ctx * L1_CTX_BYTES + <usize>kind * L1_KIND_BYTES;
@@ -142,8 +142,10 @@ function noteSuper(va: i64, level: i32): void {
 // The host offset of physical address pa if it is RAM, else -1.
 @inline export function ramHost(pa: i64): i64 {
   const off = pa - load<i64>(S + HART_RAM_BASE);
-  if (<u64>off < <u64>load<i64>(S + HART_RAM_SIZE)) return off + load<i64>(S + HART_RAM_HOST);
-  return -1;
+  if (<u64>off >= <u64>load<i64>(S + HART_RAM_SIZE)) return -1;
+  const p2m = <usize>load<i64>(S + HART_RAM_P2M);
+  if (p2m == 0) return off + load<i64>(S + HART_RAM_HOST);
+  return (<i64>load<u32>(p2m + (<usize>(off >>> 12) << 2)) << 12) | (off & 0xFFF);
 }
 
 function pageFault(kind: i32, va: i64): void {
@@ -155,7 +157,7 @@ function accessFault(kind: i32, va: i64): void {
 }
 
 // Does a leaf PTE permit this access at privilege p (0 U, 1 S)? (privileged spec 10.3.2 step 5)
-function permits(pte: i64, kind: i32, p: i32): bool {
+export function permits(pte: i64, kind: i32, p: i32): bool {
   const ms = load<i64>(S + HART_MSTATUS);
   if (p == 0) {
     if ((pte & PTE_U) == 0) return false;
@@ -172,8 +174,11 @@ function permits(pte: i64, kind: i32, p: i32): bool {
   return S + HART_L2TLB + (<usize>((vpn ^ (vpn >>> 10)) & (L2_ENTRIES - 1)) << 5);
 }
 
-// The level of the leaf PTE the last successful walk() used (0: a 4 KiB page).
-let leafLevel: i32 = 0;
+// What the last successful walk() used: the leaf PTE's level (0: a 4 KiB page), the PTE as it is
+// now (A/D included), and its host address (-1 when the L2 TLB answered without a walk).
+export let leafLevel: i32 = 0;
+export let leafPte: i64 = 0;
+export let leafHost: i64 = -1;
 
 // Translate va for an access of `kind` at effective privilege p (paging on). Returns the physical
 // address, or -1 with the exception raised.
@@ -189,6 +194,8 @@ export function walk(va: i64, kind: i32, p: i32): i64 {
     if ((pte & PTE_A) != 0 && (kind != KIND_W || (pte & PTE_D) != 0) && permits(pte, kind, p)) {
       store<i64>(S + HART_STAT_L2_HIT, load<i64>(S + HART_STAT_L2_HIT) + 1);
       leafLevel = <i32>((meta >>> 20) & 3);
+      leafPte = pte;
+      leafHost = -1;
       return load<i64>(e, 24) | (va & 0xFFF);
     }
   }
@@ -228,6 +235,8 @@ export function walk(va: i64, kind: i32, p: i32): i64 {
     store<i64>(e, vpage);
     store<i64>(e, 1 | ((pte & PTE_G) != 0 ? 2 : 0) | (asid << 2) | (<i64>i << 20), 8);
     leafLevel = i;
+    leafPte = pte;
+    leafHost = h;
     store<i64>(e, pte, 16);
     store<i64>(e, pa & ~0xFFF, 24);
     return pa;

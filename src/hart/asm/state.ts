@@ -5,6 +5,7 @@ import {
 } from "../layout";
 
 export let S: usize = 0;
+export function setS(s: usize): void { S = s; }
 
 // The pc of the instruction being executed, handed between the run loop and slow paths.
 export let gPC: i64 = 0;

@@ -1,0 +1,135 @@
+// How a VM's CPU is run. Native: the guest kernel runs in the hart's real S-mode, and the host
+// is only its firmware. Trap-and-emulate: the guest kernel runs in the real hart's U-mode on
+// shadow page tables, and the VMM (src/vmm/asm, in the same wasm module as the hart) emulates
+// everything privileged on a virtual hart block. Both give the VM the same face: a register file,
+// an interrupt block, run(), MMIO exits with guest-physical addresses.
+import { Hart, type HartExports, type MmioAccess } from "../hart/hart.js";
+import * as L from "../hart/layout.js";
+import * as V from "./layout.js";
+import type { MachineMemory } from "../machine/memory.js";
+import type { P2m } from "./p2m.js";
+
+export interface VmmExports extends HartExports {
+  vmmRun(vcpu: number, budget: bigint): number;
+  vmmSync(vcpu: number): void;
+  vmmFlush(vcpu: number): void;
+  vmmTrap(vcpu: number, cause: bigint, tval: bigint): number;
+}
+
+export interface ExecCore {
+  // The guest's registers, pc, counters and clock (the real hart in both modes).
+  readonly hart: Hart;
+  // Where the guest's interrupt state lives: mip, mie, WFI (virtual S in trap-and-emulate).
+  readonly irq: Hart;
+  run(budget: number): number;
+  // Enter the guest's supervisor at pc with a0, a1, paging off and interrupts disabled.
+  enterSupervisor(pc: bigint, a0: bigint, a1: bigint): void;
+  flushTlb(): void;
+  // The MMIO access that the last EXIT_MMIO describes, at its guest-physical address.
+  mmio(): MmioAccess;
+  mmioDone(value?: bigint): void;
+  trap(cause: bigint, tval: bigint): number;
+}
+
+export class NativeCore implements ExecCore {
+  readonly irq: Hart;
+  constructor(readonly hart: Hart) { this.irq = hart; }
+  run(budget: number): number { return this.hart.run(budget); }
+  enterSupervisor(pc: bigint, a0: bigint, a1: bigint): void {
+    const h = this.hart;
+    h.priv = L.PRIV_S;
+    h.pc = pc;
+    h.setX(10, a0);
+    h.setX(11, a1);
+    h.setCsr(L.HART_SATP, 0n);
+    h.setCsr(L.HART_MSTATUS, h.csr(L.HART_MSTATUS) & ~0x2n);
+    h.setCsr(L.HART_WFI, 0n);
+    h.wasm.flushTlb(h.base);
+  }
+  flushTlb(): void { this.hart.wasm.flushTlb(this.hart.base); }
+  mmio(): MmioAccess { return this.hart.mmio(); }
+  mmioDone(value = 0n): void { this.hart.mmioDone(value); }
+  trap(cause: bigint, tval: bigint): number { return this.hart.trap(cause, tval); }
+}
+
+// Every exception the virtual supervisor can be given (all but ecall from S and M, which never
+// reach it: a guest kernel's ecall is a hypercall).
+const VIRT_MEDELEG = 0xb1ffn;
+const VIRT_MIDELEG = 0x222n;
+export const DEFAULT_POOL_FRAMES = 8192; // 32 MiB of shadow page tables per vCPU
+
+export class TrapEmulateCore implements ExecCore {
+  readonly hart: Hart;
+  readonly irq: Hart;
+  readonly block: number;
+  private readonly view: BigInt64Array;
+
+  constructor(mem: MachineMemory, private readonly wasm: VmmExports, id: number, p2m: P2m, poolFrames = DEFAULT_POOL_FRAMES) {
+    const blockBytes = V.VC_BLOCK_BYTES + 4 * poolFrames;
+    this.block = mem.allocContiguous(Math.ceil(blockBytes / 4096));
+    mem.bytesAt(this.block, blockBytes).fill(0);
+    const pool = mem.allocContiguous(poolFrames);
+    this.hart = new Hart(mem, wasm, mem.allocContiguous(L.HART_STATE_BYTES / 4096), id);
+    this.irq = new Hart(mem, wasm, mem.allocContiguous(L.HART_STATE_BYTES / 4096), id);
+
+    // The virtual hart: the guest's S/U state, its RAM window read through the p2m.
+    const v = this.irq;
+    v.setFlags(L.FLAG_EXIT_ON_MTRAP);
+    v.setCsr(L.HART_MEDELEG, VIRT_MEDELEG);
+    v.setCsr(L.HART_MIDELEG, VIRT_MIDELEG);
+    v.setCsr(L.HART_MCOUNTEREN, 7n);
+    v.setCsr(L.HART_RAM_P2M, BigInt(p2m.tableOffset));
+    v.setRam(p2m.base, p2m.bytes, 0);
+    v.priv = L.PRIV_S;
+
+    // The real hart: always U-mode; every trap leaves run(); physical addresses are machine
+    // addresses, but it only ever reaches them through the shadow tables.
+    const r = this.hart;
+    r.setFlags(L.FLAG_EXIT_ON_MTRAP);
+    r.setCsr(L.HART_MCOUNTEREN, 7n);
+    r.setRam(0n, mem.bytes, 0);
+    r.priv = L.PRIV_U;
+
+    this.view = new BigInt64Array(mem.buffer, this.block, V.VC_BLOCK_BYTES / 8);
+    this.set(V.VC_REAL, r.base);
+    this.set(V.VC_VIRT, v.base);
+    this.set(V.VC_P2M, p2m.tableOffset);
+    this.set(V.VC_P2M_FRAMES, p2m.frames);
+    this.set(V.VC_RAM_BASE, p2m.base);
+    this.set(V.VC_POOL, pool);
+    this.set(V.VC_POOL_FRAMES, poolFrames);
+    this.set(V.VC_CUR_AS, -1);
+    this.set(V.VC_MACHINE_BYTES, mem.bytes);
+    wasm.vmmSync(this.block);
+  }
+
+  private set(off: number, v: number | bigint): void { this.view[off / 8] = BigInt(v); }
+  counter(off: number): number { return Number(this.view[off / 8]!); }
+
+  run(budget: number): number { return this.wasm.vmmRun(this.block, BigInt(budget)); }
+
+  enterSupervisor(pc: bigint, a0: bigint, a1: bigint): void {
+    const v = this.irq;
+    v.priv = L.PRIV_S;
+    v.setCsr(L.HART_SATP, 0n);
+    v.setCsr(L.HART_MSTATUS, v.csr(L.HART_MSTATUS) & ~0x2n);
+    v.setCsr(L.HART_WFI, 0n);
+    this.hart.pc = pc;
+    this.hart.setX(10, a0);
+    this.hart.setX(11, a1);
+    this.wasm.vmmFlush(this.block);
+  }
+
+  flushTlb(): void { this.wasm.vmmFlush(this.block); }
+
+  mmio(): MmioAccess {
+    const a = this.hart.mmio();
+    const alias = BigInt(V.MMIO_ALIAS);
+    // Below the alias is machine memory, which no shadow maps as MMIO: decode it as nothing.
+    return { ...a, addr: a.addr >= alias ? a.addr - alias : 0xffff_ffff_ffff_ffffn };
+  }
+
+  mmioDone(value = 0n): void { this.hart.mmioDone(value); }
+
+  trap(cause: bigint, tval: bigint): number { return this.wasm.vmmTrap(this.block, cause, BigInt.asIntN(64, tval)); }
+}
