@@ -1,10 +1,12 @@
 // `ringvisor run`: boot a guest with its console on this terminal (or on stdin/stdout when they
 // are not a terminal, so scripts can drive a guest).
+import { writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { positiveInt, memMiB, readInput } from "./args.js";
 import { Vm, VIRT_MODES, type VirtMode, type RunResult } from "../vm/vm.js";
 import { UserError } from "../errors.js";
 import { ensureDefaultGuest } from "../host/images/pull.js";
+import { exitTable } from "../vmm/stats.js";
 
 export const DEFAULT_CMDLINE = "console=ttyS0 earlycon=sbi panic=-1";
 const DETACH = 0x1d; // Ctrl-]
@@ -19,6 +21,7 @@ interface RunOptions {
   scatterFrames?: number;
   markers?: boolean;
   stats?: boolean;
+  statsJson?: string;
   mirror?: string;
 }
 
@@ -34,7 +37,8 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option("--virt <mode>", `how the guest is run: ${VIRT_MODES.join(", ")}`).default("trap-and-emulate"))
     .option("--scatter-frames <seed>", "trap-and-emulate: back guest RAM with machine frames in a seeded random order", positiveInt)
     .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
-    .option("--stats", "print execution statistics at exit")
+    .option("--stats", "print execution statistics at exit (exits by reason, shadow paging)")
+    .option("--stats-json <path>", "write the same statistics as JSON to a file at exit")
     .option("--mirror <url>", "Debian mirror for the default guest image")
     .action(async (opts: RunOptions) => {
       process.exitCode = await runCommand(opts);
@@ -112,16 +116,33 @@ async function runCommand(opts: RunOptions): Promise<number> {
     }
   }
   if (opts.stats) printStats(vm, r);
+  if (opts.statsJson) writeFileSync(opts.statsJson, JSON.stringify({ seconds: r.seconds, ...vm.stats() }, null, 2) + "\n");
   return r.status;
 }
 
 function printStats(vm: Vm, r: RunResult): void {
   const w = (s: string): boolean => process.stderr.write(s + "\n");
-  w(`run: ${r.seconds.toFixed(3)} s, ${r.instructions} instructions, ${(Number(r.instructions) / r.seconds / 1e6).toFixed(1)} MIPS`);
-  for (const [k, v] of vm.exits) w(`  exits ${k.padEnd(14)} ${v}`);
-  for (const [k, v] of vm.sbi.calls) w(`  sbi   ${k.padEnd(14)} ${v}`);
-  vm.cpus.forEach((c, i) => {
-    w(`  hart ${i}: ${Object.entries(c.hart.stats()).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  const st = vm.stats();
+  const num = (n: number): string => n.toLocaleString("en-US");
+  w(`run: ${r.seconds.toFixed(3)} s, ${r.instructions} instructions, ${(Number(r.instructions) / r.seconds / 1e6).toFixed(1)} MIPS, --virt ${st.virt}`);
+  w(`  host exits: ${Object.entries(st.hostExits).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);
+  w(`  sbi calls:  ${Object.entries(st.sbi).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);
+  st.cpus.forEach((c, i) => {
+    w(`  hart ${i}: ${Object.entries(c.hart).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);
+    const v = c.vmm;
+    if (!v) return;
+    w(`  vCPU ${i}: ${num(v.exits)} VMM exits, ${num(Math.round(v.exits / r.seconds))} per second`);
+    w(`    ${"exit reason".padEnd(34)}${"count".padStart(12)}${"share".padStart(8)}`);
+    for (const [reason, n] of exitTable(v)) {
+      w(`    ${reason.padEnd(34)}${num(n).padStart(12)}${`${((100 * n) / Math.max(1, v.exits)).toFixed(1)}%`.padStart(8)}`);
+    }
+    const inj = Object.entries(v.injected).map(([k, n]) => `${k} ${num(n)}`).join(", ");
+    if (inj) w(`    virtual interrupts injected: ${inj}`);
+    const s = v.shadow;
+    w(`    shadow: ${num(s.fills)} fills (+${num(s.prefilled)} prefilled), ${num(s.guestWalks)} guest walks, ${num(s.flushes)} flushes, ` +
+      `${num(s.rebuilds)} rebuilds, ${num(s.pagesHeld)} table pages held (max ${num(s.pagesMax)}), ` +
+      `${num(s.addressSpaceSwitches)} address-space switches (${num(s.addressSpacesBuilt)} built, ${num(s.addressSpacesEvicted)} evicted), ` +
+      `${num(s.rootSwitches)} root switches`);
   });
 }
 

@@ -18,6 +18,7 @@ import { UserError } from "../errors.js";
 import { ContiguousRam, contains, type GuestMemory } from "../vmm/guest-memory.js";
 import { P2m } from "../vmm/p2m.js";
 import { NativeCore, TrapEmulateCore, DEFAULT_POOL_FRAMES, type ExecCore, type VmmExports } from "../vmm/vcpu.js";
+import { readVmmStats, type VmmStats } from "../vmm/stats.js";
 
 export const RAM_BASE = 0x8000_0000n;
 export const UART_BASE = 0x1000_0000n;
@@ -57,6 +58,14 @@ export interface Marker {
   hart: number;
   instret: bigint;
   seconds: number;
+}
+
+export interface VmStats {
+  virt: VirtMode;
+  instructions: string; // decimal: may exceed 2^53
+  hostExits: Record<string, number>; // what reached the host's run loop
+  sbi: Record<string, number>; // hypercalls by SBI extension
+  cpus: { hart: Record<string, number>; vmm?: VmmStats }[];
 }
 
 export interface RunResult {
@@ -247,6 +256,20 @@ export class Vm {
 
   instructions(): bigint {
     return this.cpus.reduce((s, c) => s + c.hart.instret, 0n);
+  }
+
+  // Every counter, as data (the CLI prints it; the API and metering will serve it).
+  stats(): VmStats {
+    return {
+      virt: this.cfg.virt,
+      instructions: this.instructions().toString(),
+      hostExits: Object.fromEntries(this.exits),
+      sbi: Object.fromEntries(this.sbi.calls),
+      cpus: this.cpus.map((c) => ({
+        hart: c.hart.stats(),
+        vmm: c.core instanceof TrapEmulateCore ? readVmmStats((off) => (c.core as TrapEmulateCore).counter(off)) : undefined,
+      })),
+    };
   }
 
   private countExit(what: string): void {

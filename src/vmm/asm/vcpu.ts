@@ -5,11 +5,11 @@
 // nothing pending, markers and the budget go back to the host.
 import {
   HART_X, HART_PC, HART_PRIV, HART_MSTATUS, HART_MIP, HART_MIE, HART_WFI, HART_SCOUNTEREN, HART_INSTRET,
-  HART_EXIT_CAUSE, HART_EXIT_TVAL, HART_RES_ADDR, HART_SATP, EXIT_TRAP, EXIT_WFI, EXIT_BUDGET,
+  HART_EXIT_CAUSE, HART_EXIT_TVAL, HART_RES_ADDR, HART_SATP, EXIT_TRAP, EXIT_WFI, EXIT_BUDGET, EXIT_MMIO,
 } from "../../hart/layout";
 import {
   VC_ST_SRET, VC_ST_SFENCE, VC_ST_WFI, VC_ST_HYPERCALL, VC_ST_SHADOW_FAULT, VC_ST_CAUSE, VC_ST_CSR,
-  VC_ST_EXITS, VC_ST_AS_SWITCH,
+  VC_ST_EXITS, VC_ST_AS_SWITCH, VC_ST_MMIO,
 } from "../layout";
 import {
   setS, gPC, setPC, setExit, excCause, excTval, clearExc, setCount, setBase, INTERRUPT, MS_FS, MS_SD,
@@ -164,7 +164,10 @@ export function vmmRun(vcpu: usize, budget: i64): i32 {
     const r = run(real, left);
     setV(vcpu); // run() does not touch V, but keep the invariant obvious
     left -= load<i64>(real + HART_INSTRET) - before + 1;
-    if (r != EXIT_TRAP) return r;
+    if (r != EXIT_TRAP) {
+      if (r == EXIT_MMIO) bump(VC_ST_MMIO);
+      return r;
+    }
     const e = handle(real, virt);
     if (e != EMULATED) return e;
     if (left <= 0) return EXIT_BUDGET;
