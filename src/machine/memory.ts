@@ -77,6 +77,13 @@ export class MachineMemory {
     return picked.map((f) => f * FRAME_BYTES);
   }
 
+  // Byte offsets of every frame nobody holds (tests fill them with canaries).
+  freeFrames(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.frames; i++) if (!this.used[i]) out.push(i * FRAME_BYTES);
+    return out;
+  }
+
   free(offset: number, n: number): void {
     const start = offset / FRAME_BYTES;
     this.used.fill(0, start, start + n);
