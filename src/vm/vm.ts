@@ -213,7 +213,7 @@ export class Vm {
       },
       sendIpi: (h) => { this.cpus[h]!.irq.mip |= MIP_SSIP; },
       clearIpi: (h) => { this.cpus[h]!.irq.mip &= ~MIP_SSIP; },
-      remoteSfence: (h) => this.cpus[h]!.core.flushTlb(),
+      remoteSfence: (h, start, size, asid) => this.cpus[h]!.core.fence(start, size, asid),
       hartStart: (h, addr, opaque) => {
         const c = this.cpus[h]!;
         if (c.state !== HSM_STOPPED) return SBI_ERR_ALREADY_AVAILABLE; // SBI 9.1: already started

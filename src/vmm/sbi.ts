@@ -41,7 +41,9 @@ export interface SbiPlatform {
   setTimer(hart: number, stime: bigint): void;
   sendIpi(hart: number): void;
   clearIpi(hart: number): void;
-  remoteSfence(hart: number): void;
+  // sfence.vma on `hart` for [start, start + size) (everything if size is undefined), in one
+  // address space if asid is given.
+  remoteSfence(hart: number, start?: bigint, size?: bigint, asid?: bigint): void;
   hartStart(hart: number, addr: bigint, opaque: bigint): bigint;
   hartStop(hart: number): bigint;
   hartStatus(hart: number): number;
@@ -123,9 +125,15 @@ export class Sbi {
         if (fid > 6n) return err(SBI_ERR_NOT_SUPPORTED);
         const harts = this.maskedHarts(a[0]!, a[1]!);
         if (!harts) return err(SBI_ERR_INVALID_PARAM);
-        // fence.i needs nothing (no decode cache); every sfence variant flushes the whole TLB
-        // of each target hart, which the spec permits (a superset of the requested flush).
-        if (fid !== 0n) for (const h of harts) p.remoteSfence(h);
+        // fence.i needs nothing (no decode cache). sfence.vma (1) and sfence.vma.asid (2) pass
+        // their range on; the hypervisor fences (3-6) flush everything, which the spec permits.
+        // A start and size of 0, or a size of all ones, mean the whole address space.
+        const whole = (a[2] === 0n && a[3] === 0n) || a[3] === 0xffff_ffff_ffff_ffffn;
+        for (const h of harts) {
+          if (fid === 1n && !whole) p.remoteSfence(h, a[2]!, a[3]!);
+          else if (fid === 2n) p.remoteSfence(h, whole ? undefined : a[2]!, whole ? undefined : a[3]!, a[4]!);
+          else if (fid !== 0n) p.remoteSfence(h);
+        }
         return ok();
       }
       case EXT_HSM:

@@ -14,6 +14,7 @@ export interface VmmExports extends HartExports {
   vmmSync(vcpu: number): void;
   vmmFlush(vcpu: number): void;
   vmmTrap(vcpu: number, cause: bigint, tval: bigint): number;
+  vmmSfence(vcpu: number, va: bigint, allVa: number, asid: bigint, allAsid: number): void;
 }
 
 export interface ExecCore {
@@ -25,6 +26,9 @@ export interface ExecCore {
   // Enter the guest's supervisor at pc with a0, a1, paging off and interrupts disabled.
   enterSupervisor(pc: bigint, a0: bigint, a1: bigint): void;
   flushTlb(): void;
+  // What sfence.vma would do for [start, start + size) (every address if size is undefined) in
+  // address space asid (every one if undefined): a remote fence from another vCPU.
+  fence(start?: bigint, size?: bigint, asid?: bigint): void;
   // The MMIO access that the last EXIT_MMIO describes, at its guest-physical address.
   mmio(): MmioAccess;
   mmioDone(value?: bigint): void;
@@ -47,6 +51,7 @@ export class NativeCore implements ExecCore {
     h.wasm.flushTlb(h.base);
   }
   flushTlb(): void { this.hart.wasm.flushTlb(this.hart.base); }
+  fence(): void { this.flushTlb(); } // the hart's TLB is small: dropping all of it is cheap
   mmio(): MmioAccess { return this.hart.mmio(); }
   mmioDone(value = 0n): void { this.hart.mmioDone(value); }
   trap(cause: bigint, tval: bigint): number { return this.hart.trap(cause, tval); }
@@ -121,6 +126,18 @@ export class TrapEmulateCore implements ExecCore {
   }
 
   flushTlb(): void { this.wasm.vmmFlush(this.block); }
+
+  // Shadows are costly to rebuild, so a remote fence of a few pages drops just those pages.
+  fence(start?: bigint, size?: bigint, asid?: bigint): void {
+    const allAsid = asid === undefined ? 1 : 0;
+    const a = BigInt.asIntN(64, asid ?? 0n) & 0xffffn;
+    if (size === undefined || size > 64n * 4096n) {
+      this.wasm.vmmSfence(this.block, 0n, 1, a, allAsid);
+      return;
+    }
+    const first = start! & ~0xfffn;
+    for (let va = first; va < start! + size; va += 4096n) this.wasm.vmmSfence(this.block, BigInt.asIntN(64, va), 0, a, allAsid);
+  }
 
   mmio(): MmioAccess {
     const a = this.hart.mmio();

@@ -223,10 +223,14 @@ function leafTable(root: usize, va: i64, superLevel: i32): usize {
     let pte = load<i64>(e);
     const mark: i64 = level == superLevel ? RSW_SUPER : 0;
     if ((pte & PTE_V) != 0 && (pte & RSW_SUPER) != mark) {
-      // The guest's tree changed shape here (superpage <-> table) without a fence reaching us.
+      // The guest's tree changed shape here (superpage <-> table) without a fence reaching us:
+      // drop the old subtree and whatever the real TLB holds from it.
       freeTree(next(pte), level - 1);
       store<i64>(e, 0);
       pte = 0;
+      const as = <i32>load<i64>(V + VC_CUR_AS);
+      setS(realBlock());
+      sfence(0, true, realAsid(as, <i32>load<i64>(V + VC_CUR_MODE)), false);
     }
     if ((pte & PTE_V) == 0) {
       const nt = allocTable();

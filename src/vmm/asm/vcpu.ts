@@ -191,6 +191,12 @@ export function vmmFlush(vcpu: usize): void {
   sync(realBlock(), virtBlock());
 }
 
+// sfence.vma on this vCPU's behalf (an SBI remote fence from another vCPU).
+export function vmmSfence(vcpu: usize, va: i64, allVa: bool, asid: i64, allAsid: bool): void {
+  setV(vcpu);
+  guestSfence(va, allVa, asid, allAsid);
+}
+
 // Raise an exception in the guest at its current pc on the host's behalf (an MMIO access that no
 // device decodes). Returns -1 (a trap into the guest never needs the host).
 export function vmmTrap(vcpu: usize, cause: i64, tval: i64): i32 {
