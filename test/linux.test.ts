@@ -117,7 +117,8 @@ const SAME_EVERYWHERE = [
 test("the same commands give the same results natively and under trap-and-emulate (scattered RAM)", { timeout: 2 * BOOT_TIMEOUT_MS }, () => {
   const commands = [...SAME_EVERYWHERE, "poweroff -f"];
   const native = drive(["run", "--virt", "native"], commands);
-  const te = drive(["run", "--virt", "trap-and-emulate", "--scatter-frames", "5", "--stats"], commands);
+  const json = join(dir, "stats.json");
+  const te = drive(["run", "--virt", "trap-and-emulate", "--scatter-frames", "5", "--stats", "--stats-json", json], commands);
   for (const { r } of [native, te]) {
     assert.equal(r.status, 0, `clean poweroff; stderr:\n${r.stderr}`);
     assert.doesNotMatch(r.stderr, STACK);
@@ -132,6 +133,13 @@ test("the same commands give the same results natively and under trap-and-emulat
   assert.ok(exits && Number(exits[1]!.replace(/,/g, "")) > 100_000, `VMM exits in --stats:\n${te.r.stderr}`);
   assert.match(te.r.stderr, /csr write sstatus/);
   assert.match(te.r.stderr, /reflected ecall from U/);
+  // The same counters as JSON.
+  const st = JSON.parse(readFileSync(json, "utf8")) as { virt: string; cpus: { vmm: { exits: number; csr: Record<string, { writes: number }>; shadow: { fills: number; pagesHeld: number; pagesMax: number } } }[] };
+  assert.equal(st.virt, "trap-and-emulate");
+  const v = st.cpus[0]!.vmm;
+  assert.equal(v.exits, Number(exits![1]!.replace(/,/g, "")), "the JSON and the table agree");
+  assert.ok(v.csr.sstatus!.writes > 1000 && v.csr.satp!.writes > 10, JSON.stringify(v.csr));
+  assert.ok(v.shadow.fills > 1000 && v.shadow.pagesHeld > 0 && v.shadow.pagesMax >= v.shadow.pagesHeld, JSON.stringify(v.shadow));
   console.log(`native ${(native.r.ms / 1000).toFixed(1)} s, trap-and-emulate ${(te.r.ms / 1000).toFixed(1)} s`);
 });
 
