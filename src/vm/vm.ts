@@ -52,6 +52,8 @@ export interface VmConfig {
   // Trap-and-emulate: back guest RAM with machine frames in a pseudo-random order (seeded), to
   // show that nothing depends on them being contiguous.
   scatterSeed?: number;
+  // Trap-and-emulate: frames of shadow page tables per vCPU (default DEFAULT_POOL_FRAMES).
+  shadowPoolFrames?: number;
 }
 
 export interface Marker {
@@ -113,7 +115,8 @@ export class Vm {
     if (cfg.cpus < 1 || cfg.cpus > 8) throw new UserError(`--cpus must be between 1 and 8 (got ${cfg.cpus})`);
     this.memBytes = cfg.memBytes;
     const native = cfg.virt === "native";
-    const vmmBytes = native ? 0 : cfg.cpus * (2 * L.HART_STATE_BYTES + DEFAULT_POOL_FRAMES * 4100 + (128 << 10));
+    const pool = cfg.shadowPoolFrames ?? DEFAULT_POOL_FRAMES;
+    const vmmBytes = native ? 0 : cfg.cpus * (2 * L.HART_STATE_BYTES + pool * 4100 + (128 << 10));
     this.mem = new MachineMemory(cfg.memBytes + cfg.cpus * L.HART_STATE_BYTES + vmmBytes + (4 << 20));
     this.wasm = instantiateHart(this.mem) as VmmExports;
     this.wasm.enableMarker(cfg.markers ? 1 : 0);
@@ -144,7 +147,7 @@ export class Vm {
         hart.setCsr(L.HART_MCOUNTEREN, 7n); // cycle, time, instret readable below M
         core = new NativeCore(hart);
       } else {
-        core = new TrapEmulateCore(this.mem, this.wasm, i, this.p2m!);
+        core = new TrapEmulateCore(this.mem, this.wasm, i, this.p2m!, cfg.shadowPoolFrames);
       }
       this.cpus.push({ core, hart: core.hart, irq: core.irq, state: HSM_STOPPED, stimecmp: 0xffff_ffff_ffff_ffffn });
     }

@@ -19,7 +19,6 @@ export const VC_CUR_AS = 72; // index of the current address-space entry
 export const VC_CUR_MODE = 80; // MODE_* of the current root
 export const VC_MXR = 88; // the guest's sstatus.MXR that the shadows were built under
 export const VC_CLOCK = 96; // LRU clock for address-space entries
-export const VC_MACHINE_BYTES = 104; // machine memory size: real physical addresses below it are RAM
 
 // Counters (never reset by the VMM).
 export const VC_ST_SRET = 256;

@@ -70,6 +70,7 @@ export class TrapEmulateCore implements ExecCore {
   private readonly view: BigInt64Array;
 
   constructor(mem: MachineMemory, private readonly wasm: VmmExports, id: number, p2m: P2m, poolFrames = DEFAULT_POOL_FRAMES) {
+    if (poolFrames < 8) throw new Error(`a shadow pool of ${poolFrames} frames cannot hold one translation path`);
     const blockBytes = V.VC_BLOCK_BYTES + 4 * poolFrames;
     this.block = mem.allocContiguous(Math.ceil(blockBytes / 4096));
     mem.bytesAt(this.block, blockBytes).fill(0);
@@ -104,7 +105,6 @@ export class TrapEmulateCore implements ExecCore {
     this.set(V.VC_POOL, pool);
     this.set(V.VC_POOL_FRAMES, poolFrames);
     this.set(V.VC_CUR_AS, -1);
-    this.set(V.VC_MACHINE_BYTES, mem.bytes);
     wasm.vmmSync(this.block);
   }
 

@@ -287,6 +287,7 @@ export function shadowFault(va: i64, kind: i32): i64 {
     rebuild();
     selectRoot();
     lt = leafTable(<usize>load<i64>(asRoot(<i32>load<i64>(V + VC_CUR_AS), mode)), va, paging ? level : 1);
+    if (lt == 0) return -1; // a pool too small for one path: retry (the budget still ends the run)
   }
   setS(virt);
   const idx = <usize>((va >>> 12) & 511);
