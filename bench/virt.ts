@@ -8,7 +8,12 @@
 //    markers (target 3x).
 // All three run in one boot per round: the guest types the workloads at its shell, then powers
 // off. Then one more run per mode with --stats, whose report at exit is printed as it comes.
-// BENCH_MODES (comma-separated), BENCH_ROUNDS and BENCH_TIMEOUT_S override the defaults.
+// Then where the time goes: bench/programs/exitcost.c (an S-mode guest kernel) runs in each mode
+// and times each kind of exit's operation (bench/exitcost.ts); the ns each costs more under
+// trap-and-emulate, times the exit counts of the trap-and-emulate --stats run, estimates the
+// seconds each exit reason takes.
+// BENCH_MODES (comma-separated), BENCH_ROUNDS, BENCH_EXITCOST_RUNS (median of that many runs per
+// mode, default 1) and BENCH_TIMEOUT_S override the defaults.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -18,6 +23,7 @@ import { gzipSync } from "node:zlib";
 import { writeNewc } from "../src/host/images/cpio.js";
 import { BOOT_COMPLETE } from "../src/host/images/initramfs.js";
 import { ensureDefaultGuest, type DefaultGuest } from "../src/host/images/pull.js";
+import { buildExitCost, costTable, extraCosts, exitTime, medianCosts, runExitCost, runSeconds, type Costs } from "./exitcost.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CLI = join(ROOT, "dist/src/cli/main.js");
@@ -25,6 +31,7 @@ const OUT = join(ROOT, "build/bench");
 const MODES = (process.env.BENCH_MODES ?? "native,trap-and-emulate").split(",").map((m) => m.trim()).filter((m) => m !== "");
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT_S ?? 600);
+const EXITCOST_RUNS = Number(process.env.BENCH_EXITCOST_RUNS ?? 1);
 const BASE = "native";
 const OTHER = "trap-and-emulate";
 
@@ -171,15 +178,17 @@ function fmt(x: number, unit: string, digits = 2): string {
   return Number.isNaN(x) ? "-" : `${x.toFixed(digits)}${unit}`;
 }
 
-if (MODES.length === 0 || !(ROUNDS >= 1) || !(TIMEOUT_S > 0)) {
-  process.stderr.write("bench:virt: BENCH_MODES must name at least one mode, BENCH_ROUNDS and BENCH_TIMEOUT_S must be positive\n");
+if (MODES.length === 0 || !(ROUNDS >= 1) || !(EXITCOST_RUNS >= 1) || !(TIMEOUT_S > 0)) {
+  process.stderr.write("bench:virt: BENCH_MODES must name at least one mode, BENCH_ROUNDS, BENCH_EXITCOST_RUNS and BENCH_TIMEOUT_S must be positive\n");
   process.exit(2);
 }
 let guest: DefaultGuest;
 let initrd: string;
+let exitcostElf: string;
 try {
   guest = await ensureDefaultGuest({ quiet: true });
   initrd = benchInitrd(guest.initrd, buildUserCompute());
+  exitcostElf = buildExitCost(ROOT, OUT);
 } catch (e) {
   process.stderr.write(`bench:virt: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(2);
@@ -223,10 +232,31 @@ for (let i = 0; i < ROUNDS; i++) {
 
 process.stdout.write("\n");
 const reports: string[] = [];
+const statsReport = new Map<string, string>();
 for (const mode of MODES) {
   const r = await attempt(mode, true, "--stats:");
-  if (r) reports.push(`--virt ${mode} --stats, reported at exit:\n${r.report || "(nothing)"}\n${exitRate(r.report, r.wall)}\n`);
+  if (r) {
+    statsReport.set(mode, r.report);
+    reports.push(`--virt ${mode} --stats, reported at exit:\n${r.report || "(nothing)"}\n${exitRate(r.report, r.wall)}\n`);
+  }
 }
+
+const costRuns = new Map<string, Costs[]>(MODES.map((m) => [m, []]));
+for (let i = 0; i < EXITCOST_RUNS; i++) {
+  for (const mode of MODES) {
+    const key = `exitcost ${mode}`;
+    if (failed.has(key)) continue;
+    started++;
+    try {
+      costRuns.get(mode)!.push(await runExitCost(CLI, exitcostElf, mode, TIMEOUT_S));
+      process.stdout.write(`exitcost ${i + 1}: ${mode} done\n`);
+    } catch (e) {
+      failed.set(key, e instanceof Error ? e.message : String(e));
+      process.stdout.write(`exitcost ${i + 1}: ${mode}: FAILED\n${failed.get(key)}\n`);
+    }
+  }
+}
+const exitCosts = new Map([...costRuns].flatMap(([m, rs]) => (rs.length > 0 ? [[m, medianCosts(rs)] as [string, Costs]] : [])));
 
 if (reports.length > 0) process.stdout.write(`\n${reports.join("\n")}\n`);
 if (checksums.size > 1) {
@@ -247,6 +277,14 @@ for (const w of WORKLOADS) {
   const ratio = other / base;
   const verdict = Number.isNaN(ratio) ? `- (needs both modes), target <= ${w.target}x` : `${ratio.toFixed(2)}x, target <= ${w.target}x: ${ratio <= w.target ? "met" : "ABOVE TARGET"}`;
   process.stdout.write(`${w.name.padEnd(15)}${MODES.map((m) => `  ${cell(m, w).padEnd(22)}`).join("")}  ${verdict}\n`);
+}
+if (exitCosts.size > 0) {
+  process.stdout.write(`\nexit costs (bench/programs/exitcost.c, median of ${EXITCOST_RUNS} run(s) per mode, empty loop subtracted):\n${costTable(exitCosts, BASE, OTHER)}\n`);
+}
+const teReport = statsReport.get(OTHER);
+if (exitCosts.has(BASE) && exitCosts.has(OTHER) && teReport !== undefined) {
+  const baseReport = statsReport.get(BASE);
+  process.stdout.write(`\n${exitTime(teReport, extraCosts(exitCosts, BASE, OTHER), runSeconds(teReport), baseReport === undefined ? undefined : runSeconds(baseReport))}\n`);
 }
 process.stdout.write(`\n${started} runs in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
 if (failed.size > 0) {
