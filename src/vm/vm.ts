@@ -78,9 +78,7 @@ export interface RunResult {
 }
 
 interface VCpu {
-  core: ExecCore;
-  hart: Hart; // core.hart: registers, pc, counters, clock
-  irq: Hart; // core.irq: mip, mie, WFI
+  core: ExecCore; // core.hart: registers, pc, counters, clock; core.irq: mip, mie, WFI
   state: number; // HSM state
   stimecmp: bigint;
 }
@@ -149,7 +147,7 @@ export class Vm {
       } else {
         core = new TrapEmulateCore(this.mem, this.wasm, i, this.p2m!, cfg.shadowPoolFrames);
       }
-      this.cpus.push({ core, hart: core.hart, irq: core.irq, state: HSM_STOPPED, stimecmp: 0xffff_ffff_ffff_ffffn });
+      this.cpus.push({ core, state: HSM_STOPPED, stimecmp: 0xffff_ffff_ffff_ffffn });
     }
     this.sbi = new Sbi(this.platform());
     this.boot();
@@ -197,7 +195,7 @@ export class Vm {
   private externalInterrupt(ctx: number, on: boolean): void {
     const cpu = this.cpus[ctx >> 1];
     if (!cpu || (ctx & 1) === 0) return; // M-mode contexts: the firmware takes no interrupts
-    cpu.irq.mip = on ? cpu.irq.mip | MIP_SEIP : cpu.irq.mip & ~MIP_SEIP;
+    cpu.core.irq.mip = on ? cpu.core.irq.mip | MIP_SEIP : cpu.core.irq.mip & ~MIP_SEIP;
     if (on) this.wake?.();
   }
 
@@ -212,10 +210,10 @@ export class Vm {
       setTimer: (h, t) => {
         const c = this.cpus[h]!;
         c.stimecmp = t;
-        c.irq.mip = c.irq.mip & ~MIP_STIP;
+        c.core.irq.mip = c.core.irq.mip & ~MIP_STIP;
       },
-      sendIpi: (h) => { this.cpus[h]!.irq.mip |= MIP_SSIP; },
-      clearIpi: (h) => { this.cpus[h]!.irq.mip &= ~MIP_SSIP; },
+      sendIpi: (h) => { this.cpus[h]!.core.irq.mip |= MIP_SSIP; },
+      clearIpi: (h) => { this.cpus[h]!.core.irq.mip &= ~MIP_SSIP; },
       remoteSfence: (h, start, size, asid) => this.cpus[h]!.core.fence(start, size, asid),
       hartStart: (h, addr, opaque) => {
         const c = this.cpus[h]!;
@@ -232,7 +230,7 @@ export class Vm {
         // and 0x80000001-0x8FFFFFFF are reserved; the rest are valid but not supported.
         if ((type >= 0x1n && type <= 0x0fff_ffffn) || (type >= 0x8000_0001n && type <= 0x8fff_ffffn)) return SBI_ERR_INVALID_PARAM;
         if (type !== 0n) return SBI_ERR_NOT_SUPPORTED;
-        this.cpus[h]!.irq.setCsr(L.HART_WFI, 1n);
+        this.cpus[h]!.core.irq.setCsr(L.HART_WFI, 1n);
         return SBI_SUCCESS;
       },
       systemReset: (type, reason) => {
@@ -258,7 +256,7 @@ export class Vm {
   }
 
   instructions(): bigint {
-    return this.cpus.reduce((s, c) => s + c.hart.instret, 0n);
+    return this.cpus.reduce((s, c) => s + c.core.hart.instret, 0n);
   }
 
   // Every counter, as data (the CLI prints it; the API and metering will serve it).
@@ -269,7 +267,7 @@ export class Vm {
       hostExits: Object.fromEntries(this.exits),
       sbi: Object.fromEntries(this.sbi.calls),
       cpus: this.cpus.map((c) => ({
-        hart: c.hart.stats(),
+        hart: c.core.hart.stats(),
         vmm: c.core instanceof TrapEmulateCore ? readVmmStats((off) => (c.core as TrapEmulateCore).counter(off)) : undefined,
       })),
     };
@@ -303,12 +301,12 @@ export class Vm {
         for (let i = 0; i < this.cpus.length && !this.result; i++) {
           const c = this.cpus[i]!;
           if (c.state !== HSM_STARTED) continue;
-          const h = c.hart;
+          const h = c.core.hart;
           // Time never goes back: a hart whose clock ran ahead of the host's waits for it.
           const t = h.time > now ? h.time : now;
           h.setClock(t, h.instret, BigInt(TIMEBASE_HZ), BigInt(this.ips));
-          if (t >= c.stimecmp) c.irq.mip |= MIP_STIP;
-          if (c.irq.waiting && (c.irq.mip & c.irq.mie) === 0n) continue;
+          if (t >= c.stimecmp) c.core.irq.mip |= MIP_STIP;
+          if (c.core.irq.waiting && (c.core.irq.mip & c.core.irq.mie) === 0n) continue;
           ranAny = true;
           let budget = SLICE;
           if (c.stimecmp > t) {
@@ -354,7 +352,7 @@ export class Vm {
   }
 
   private step(id: number, c: VCpu, budget: number): void {
-    const h = c.hart;
+    const h = c.core.hart;
     const code = c.core.run(budget);
     switch (code) {
       case Exit.Budget:
@@ -378,7 +376,7 @@ export class Vm {
   }
 
   private trap(id: number, c: VCpu): void {
-    const h = c.hart;
+    const h = c.core.hart;
     const cause = h.exitCause;
     if (cause !== CAUSE_ECALL_S) {
       this.finish(1, `guest trap into M-mode the firmware cannot handle: cause ${cause}, tval 0x${h.exitTval.toString(16)}, pc 0x${h.pc.toString(16)}`);

@@ -35,20 +35,27 @@ export interface ExecCore {
   trap(cause: bigint, tval: bigint): number;
 }
 
+// The SBI boot and HSM hart_start state (SBI 9.1): supervisor mode at pc with a0 and a1, paging
+// off, sstatus.SIE clear, not waiting. The privileged state lives in core.irq (the hart itself
+// natively, the virtual block under the VMM), the registers in core.hart.
+function enterSupervisor(core: ExecCore, pc: bigint, a0: bigint, a1: bigint): void {
+  const v = core.irq;
+  v.priv = L.PRIV_S;
+  v.setCsr(L.HART_SATP, 0n);
+  v.setCsr(L.HART_MSTATUS, v.csr(L.HART_MSTATUS) & ~0x2n);
+  v.setCsr(L.HART_WFI, 0n);
+  core.hart.pc = pc;
+  core.hart.setX(10, a0);
+  core.hart.setX(11, a1);
+}
+
 export class NativeCore implements ExecCore {
   readonly irq: Hart;
   constructor(readonly hart: Hart) { this.irq = hart; }
   run(budget: number): number { return this.hart.run(budget); }
   enterSupervisor(pc: bigint, a0: bigint, a1: bigint): void {
-    const h = this.hart;
-    h.priv = L.PRIV_S;
-    h.pc = pc;
-    h.setX(10, a0);
-    h.setX(11, a1);
-    h.setCsr(L.HART_SATP, 0n);
-    h.setCsr(L.HART_MSTATUS, h.csr(L.HART_MSTATUS) & ~0x2n);
-    h.setCsr(L.HART_WFI, 0n);
-    h.wasm.flushTlb(h.base);
+    enterSupervisor(this, pc, a0, a1);
+    this.flushTlb();
   }
   flushTlb(): void { this.hart.wasm.flushTlb(this.hart.base); }
   fence(): void { this.flushTlb(); } // the hart's TLB is small: dropping all of it is cheap
@@ -114,15 +121,8 @@ export class TrapEmulateCore implements ExecCore {
   run(budget: number): number { return this.wasm.vmmRun(this.block, BigInt(budget)); }
 
   enterSupervisor(pc: bigint, a0: bigint, a1: bigint): void {
-    const v = this.irq;
-    v.priv = L.PRIV_S;
-    v.setCsr(L.HART_SATP, 0n);
-    v.setCsr(L.HART_MSTATUS, v.csr(L.HART_MSTATUS) & ~0x2n);
-    v.setCsr(L.HART_WFI, 0n);
-    this.hart.pc = pc;
-    this.hart.setX(10, a0);
-    this.hart.setX(11, a1);
-    this.wasm.vmmFlush(this.block);
+    enterSupervisor(this, pc, a0, a1);
+    this.flushTlb(); // also makes the real hart follow the new virtual state
   }
 
   flushTlb(): void { this.wasm.vmmFlush(this.block); }

@@ -152,8 +152,13 @@ function pageFault(kind: i32, va: i64): void {
   raise(kind == KIND_R ? CAUSE_LOAD_PAGE : kind == KIND_W ? CAUSE_STORE_PAGE : CAUSE_FETCH_PAGE, va);
 }
 
+// The access-fault cause of an access of `kind`.
+export function accessCause(kind: i32): i64 {
+  return kind == KIND_R ? CAUSE_LOAD_ACCESS : kind == KIND_W ? CAUSE_STORE_ACCESS : CAUSE_FETCH_ACCESS;
+}
+
 function accessFault(kind: i32, va: i64): void {
-  raise(kind == KIND_R ? CAUSE_LOAD_ACCESS : kind == KIND_W ? CAUSE_STORE_ACCESS : CAUSE_FETCH_ACCESS, va);
+  raise(accessCause(kind), va);
 }
 
 // Does a leaf PTE permit this access at privilege p (0 U, 1 S)? (privileged spec 10.3.2 step 5)

@@ -20,9 +20,9 @@ import {
   VC_ST_PAGES_MAX, VC_ST_FILL, VC_ST_PREFILL, VC_ST_FLUSH, VC_ST_REBUILD, VC_ST_AS_NEW,
   VC_ST_AS_EVICT, VC_ST_GUEST_WALK, VC_ST_ROOT_SWITCH, MMIO_ALIAS,
 } from "../layout";
-import { setS, markCtx, excCause, clearExc, MS_SUM, MS_MXR, CAUSE_FETCH_ACCESS, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS } from "../../hart/asm/state";
+import { setS, markCtx, excCause, clearExc, MS_SUM, MS_MXR } from "../../hart/asm/state";
 import {
-  walk, ramHost, leafLevel, leafPte, leafHost, flushL1Virtual, flushAll, sfence, KIND_W, KIND_X,
+  walk, ramHost, leafLevel, leafPte, leafHost, flushL1Virtual, flushAll, sfence, accessCause, KIND_X,
   PTE_V, PTE_R, PTE_W, PTE_X, PTE_U, PTE_A, PTE_D, PPN_MASK, PTE_RESERVED,
 } from "../../hart/asm/mmu";
 
@@ -36,6 +36,8 @@ export function setV(v: usize): void { V = v; }
 const RSW_SUPER: i64 = 1 << 8; // in a shadow non-leaf entry: the subtree shadows one guest superpage
 const SATP_SV48: i64 = <i64>9 << 60;
 const PAGING_OFF: i32 = AS_ENTRIES; // the address-space entry for paging off
+// Guest-physical addresses from here up have no alias below the 56-bit physical limit.
+const ALIAS_LIMIT: u64 = <u64>((<i64>1 << 56) - MMIO_ALIAS);
 
 // ---- the pool of shadow table frames ----
 
@@ -184,6 +186,10 @@ export function selectRoot(): void {
 
 // ---- filling ----
 
+@inline function currentRoot(): usize {
+  return <usize>load<i64>(asRoot(<i32>load<i64>(V + VC_CUR_AS), <i32>load<i64>(V + VC_CUR_MODE)));
+}
+
 // The shadow leaf for guest leaf PTE `gpte` at guest-physical page `gpage`, as root mode `mode`
 // may use it; 0 if that mode may not use it at all, or the guest has not marked it accessed.
 function shadowLeaf(gpte: i64, gpage: i64, mode: i32, mxr: bool): i64 {
@@ -205,7 +211,7 @@ function machineLeaf(gpage: i64, perm: i64): i64 {
   let m: i64;
   if (h >= 0) m = h;
   else {
-    if (<u64>gpage >= <u64>((<i64>1 << 56) - MMIO_ALIAS)) return 0;
+    if (<u64>gpage >= ALIAS_LIMIT) return 0;
     m = MMIO_ALIAS + gpage;
     perm &= ~PTE_X;
     if (perm == 0) return 0;
@@ -275,18 +281,15 @@ export function shadowFault(va: i64, kind: i32): i64 {
     gtable = level == 0 && leafHost >= 0 ? leafHost & ~0xFFF : -1;
   } else if (<u64>va >= <u64>(<i64>1 << 47)) {
     // Paging off, beyond what the shadow can map: nothing decodes there.
-    return kind == KIND_X ? CAUSE_FETCH_ACCESS : kind == KIND_W ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS;
+    return accessCause(kind);
   }
-  if (ramHost(gpa & ~0xFFF) < 0 && (kind == KIND_X || <u64>gpa >= <u64>((<i64>1 << 56) - MMIO_ALIAS))) {
-    return kind == KIND_X ? CAUSE_FETCH_ACCESS : kind == KIND_W ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS;
-  }
+  if (ramHost(gpa & ~0xFFF) < 0 && (kind == KIND_X || <u64>gpa >= ALIAS_LIMIT)) return accessCause(kind);
   const mode = <i32>load<i64>(V + VC_CUR_MODE);
-  const as = <i32>load<i64>(V + VC_CUR_AS);
-  let lt = leafTable(<usize>load<i64>(asRoot(as, mode)), va, paging ? level : 1);
+  let lt = leafTable(currentRoot(), va, paging ? level : 1);
   if (lt == 0) {
     rebuild();
     selectRoot();
-    lt = leafTable(<usize>load<i64>(asRoot(<i32>load<i64>(V + VC_CUR_AS), mode)), va, paging ? level : 1);
+    lt = leafTable(currentRoot(), va, paging ? level : 1);
     if (lt == 0) return -1; // a pool too small for one path: retry (the budget still ends the run)
   }
   setS(virt);
