@@ -2,12 +2,17 @@
 # Installs everything Ringvisor needs on a fresh Debian machine, then builds it.
 # With --system, only the Debian packages (the benchmarks use this: they compare against QEMU).
 #  - gcc-riscv64-linux-gnu: cross compiler for the test and benchmark programs
+#  - libc6-dev-riscv64-cross: glibc for static Linux user programs the tests run in the guest
 #  - qemu-system-misc, qemu-user: the reference RISC-V implementations tests compare against
+#  - opensbi: the firmware QEMU boots the reference Linux guests with
 #  - device-tree-compiler: decodes the device trees Ringvisor writes, in tests
+#  - gpgv, debian-archive-keyring: verify the Debian archive the guest images come from
+#  - gnupg: the tests sign a throwaway local archive with their own key
+#  - cpio: cross-checks the initramfs archives Ringvisor writes, in tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc-riscv64-linux-gnu qemu-system-misc qemu-user device-tree-compiler)
+packages=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-system-misc qemu-user opensbi device-tree-compiler gpgv debian-archive-keyring gnupg cpio)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

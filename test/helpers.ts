@@ -13,7 +13,7 @@ export interface CliResult {
   stderr: string;
 }
 
-export function ringvisor(args: string[], input?: string, timeoutMs = 120_000): CliResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8", timeout: timeoutMs });
+export function ringvisor(args: string[], input?: string, timeoutMs = 120_000, env?: NodeJS.ProcessEnv): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8", timeout: timeoutMs, env: env ? { ...process.env, ...env } : undefined });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

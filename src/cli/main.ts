@@ -9,8 +9,10 @@ import { registerRunCommand } from "./run.js";
 
 const program = new Command();
 program.name("ringvisor").description("A RISC-V hypervisor written in TypeScript").version("0.1.0");
-// Bad flags are user errors like any other: exit status 2 (commander would use 1).
+// Bad flags are user errors like any other: exit status 2 (commander would use 1), and every
+// message starts the same way.
 program.exitOverride();
+program.configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "ringvisor: ")) });
 
 program
   .command("bare")
@@ -42,5 +44,8 @@ try {
     process.stderr.write(`ringvisor: ${e.message}\n`);
     process.exit(2);
   }
-  throw e;
+  // A bug, not the user's doing: one line for the user, the stack only when asked for.
+  if (process.env.RINGVISOR_DEBUG) throw e;
+  process.stderr.write(`ringvisor: internal error: ${e instanceof Error ? e.message : String(e)} (set RINGVISOR_DEBUG=1 to see where)\n`);
+  process.exit(70);
 }

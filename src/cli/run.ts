@@ -1,9 +1,10 @@
 // `ringvisor run`: boot a guest with its console on this terminal (or on stdin/stdout when they
 // are not a terminal, so scripts can drive a guest).
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { Command, Option } from "commander";
 import { positiveInt, memMiB, readInput } from "./args.js";
-import { Vm, VIRT_MODES, type VirtMode, type RunResult } from "../vm/vm.js";
+import { Vm, MAX_CPUS, VIRT_MODES, type VirtMode, type RunResult } from "../vm/vm.js";
 import { UserError } from "../errors.js";
 import { ensureDefaultGuest } from "../host/images/pull.js";
 import { exitTable } from "../vmm/stats.js";
@@ -23,7 +24,10 @@ interface RunOptions {
   stats?: boolean;
   statsJson?: string;
   mirror?: string;
+  onEof: string;
 }
+
+const ON_EOF = ["poweroff", "wait"] as const;
 
 export function registerRunCommand(program: Command): void {
   program
@@ -33,9 +37,10 @@ export function registerRunCommand(program: Command): void {
     .option("--initrd <path>", "initial ramdisk")
     .option("--append <cmdline>", "kernel command line", undefined)
     .option("--mem <MiB>", "guest RAM in MiB", memMiB, 512)
-    .option("--cpus <n>", "number of virtual CPUs", positiveInt, 1)
+    .option("--cpus <n>", `number of virtual CPUs, 1 to ${MAX_CPUS}`, positiveInt, 1)
     .addOption(new Option("--virt <mode>", `how the guest is run: ${VIRT_MODES.join(", ")}`).default("trap-and-emulate"))
     .option("--scatter-frames <seed>", "trap-and-emulate: back guest RAM with machine frames in a seeded random order", positiveInt)
+    .addOption(new Option("--on-eof <action>", "when piped input ends: poweroff (end the guest's shell once the last command is done, which powers the default guest off) or wait (run until the guest powers off)").default("poweroff"))
     .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
     .option("--stats", "print execution statistics at exit (exits by reason, shadow paging)")
     .option("--stats-json <path>", "write the same statistics as JSON to a file at exit")
@@ -45,22 +50,54 @@ export function registerRunCommand(program: Command): void {
     });
 }
 
-async function runCommand(opts: RunOptions): Promise<number> {
+// Everything a user can get wrong is checked before the guest image is fetched or anything
+// boots, so a mistake costs nothing and the run's results are never lost at the end.
+function checkOptions(opts: RunOptions): void {
   if (!(VIRT_MODES as readonly string[]).includes(opts.virt)) {
     throw new UserError(`unknown --virt mode '${opts.virt}': choose one of ${VIRT_MODES.join(", ")}`);
   }
-  let kernelPath = opts.kernel;
-  let initrdPath = opts.initrd;
-  if (!kernelPath) {
-    const g = await ensureDefaultGuest({ mirror: opts.mirror, quiet: !process.stderr.isTTY });
-    kernelPath = g.kernel;
-    initrdPath ??= g.initrd;
+  if (!(ON_EOF as readonly string[]).includes(opts.onEof)) {
+    throw new UserError(`unknown --on-eof action '${opts.onEof}': choose one of ${ON_EOF.join(", ")}`);
   }
-  const kernel = readInput(kernelPath, "kernel");
-  const initrd = initrdPath ? readInput(initrdPath, "initrd") : undefined;
+  if (opts.cpus > MAX_CPUS) throw new UserError(`--cpus must be between 1 and ${MAX_CPUS} (got ${opts.cpus})`);
   if (opts.mem < 16) throw new UserError(`--mem ${opts.mem} MiB is too small; a Linux guest needs at least 16 MiB`);
+  if (opts.kernel === "") throw new UserError("--kernel needs a path (leave the flag out to boot the default Debian guest)");
+  if (opts.initrd === "") throw new UserError("--initrd needs a path");
+  if (opts.scatterFrames !== undefined && opts.virt === "native") {
+    throw new UserError("--scatter-frames needs --virt trap-and-emulate: under --virt native the guest's RAM is one contiguous block of machine memory");
+  }
+  if (opts.statsJson !== undefined) checkWritable(opts.statsJson, "--stats-json");
+}
+
+// Opens (and so creates) the file now; it is rewritten at exit.
+function checkWritable(path: string, flag: string): void {
+  if (path === "") throw new UserError(`${flag} needs a file name`);
+  try {
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`${flag} ${path} is a directory; name a file`);
+    closeSync(openSync(path, "a"));
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? `directory ${dirname(path)} does not exist` : code === "EACCES" ? "permission denied" : String(code ?? e);
+    throw new UserError(`${flag} ${path} cannot be written: ${why}`);
+  }
+}
+
+async function runCommand(opts: RunOptions): Promise<number> {
+  checkOptions(opts);
+  // The user's own files are read before the default guest is fetched: a typo fails at once.
+  let kernel = opts.kernel !== undefined ? readInput(opts.kernel, "kernel") : undefined;
+  let initrd = opts.initrd !== undefined ? readInput(opts.initrd, "initrd") : undefined;
+  if (!kernel) {
+    const g = await ensureDefaultGuest({ mirror: opts.mirror, quiet: !process.stderr.isTTY });
+    kernel = readInput(g.kernel, "kernel");
+    initrd ??= readInput(g.initrd, "initrd");
+  }
 
   const out = process.stdout;
+  // Terminal queries the guest's shell sends (ash asks for the cursor position after each
+  // prompt) mean nothing in a file or a pipe, and no terminal will answer them there.
+  const filter = out.isTTY ? undefined : new QueryFilter();
   const vm = new Vm({
     kernel,
     initrd,
@@ -69,7 +106,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
     cpus: opts.cpus,
     virt: opts.virt as VirtMode,
     scatterSeed: opts.scatterFrames,
-    console: (b) => out.write(b),
+    console: (b) => out.write(filter ? filter.pass(b) : b),
     markers: opts.markers,
   });
 
@@ -79,9 +116,12 @@ async function runCommand(opts: RunOptions): Promise<number> {
     process.stderr.write("ringvisor: console attached; press Ctrl-] to detach and end the run\r\n");
     stdin.setRawMode(true);
   }
-  const typist = tty ? undefined : new Typist(vm);
+  const typist = tty ? undefined : new Typist(vm, opts.onEof === "poweroff");
   let lastOutput = performance.now();
-  vm.onConsoleOutput = () => { lastOutput = performance.now(); };
+  vm.onConsoleOutput = () => {
+    lastOutput = performance.now();
+    typist?.output();
+  };
   const onData = (chunk: Buffer): void => {
     if (typist) {
       typist.add(chunk);
@@ -93,8 +133,10 @@ async function runCommand(opts: RunOptions): Promise<number> {
     }
     vm.input(new Uint8Array(chunk));
   };
+  const onEnd = (): void => typist?.end();
   stdin.on("data", onData);
-  stdin.on("error", () => undefined);
+  stdin.on("end", onEnd);
+  stdin.on("error", onEnd);
   const pacer = typist ? setInterval(() => typist.tick(lastOutput), 20) : undefined;
 
   let r: RunResult;
@@ -103,7 +145,9 @@ async function runCommand(opts: RunOptions): Promise<number> {
   } finally {
     if (pacer) clearInterval(pacer);
     stdin.off("data", onData);
+    stdin.off("end", onEnd);
     if (tty) stdin.setRawMode(false);
+    if (filter) out.write(filter.flush());
     stdin.pause();
     // A file on stdin is an fs.ReadStream, which cannot be unref'd; destroying it is enough.
     if (typeof (stdin as { unref?: unknown }).unref === "function") stdin.unref();
@@ -150,24 +194,91 @@ function printStats(vm: Vm, r: RunResult): void {
 // guest has gone idle (every hart waiting for an interrupt) and the console has been quiet for a
 // moment, as at a prompt. Input sent while the guest is still booting would otherwise be read
 // and discarded before the shell starts.
+//
+// When input ends (with --on-eof poweroff) the typist ends the session as a person logs out:
+// end-of-file (Ctrl-D) at the prompt, typed once the last command is done. The default guest's
+// /init powers off when its shell exits. A ^D typed while a command still runs may be eaten by it,
+// so it is typed again whenever the guest has printed something (a new prompt) and gone quiet,
+// up to EOF_TRIES times; a guest that ignores it and sits idle and silent for EOF_GIVE_UP_MS is
+// stopped by the host.
 const QUIET_MS = 150;
+const EOT = 0x04;
+const EOF_TRIES = 3;
+const EOF_GIVE_UP_MS = 30_000;
+export const EOF_STOP_STATUS = 4;
 
 class Typist {
   private pending = Buffer.alloc(0);
+  private ended = false;
+  private eofsTyped = 0;
+  private outputSinceEof = false;
+  private lastEofAt = 0;
 
-  constructor(private readonly vm: Vm) {}
+  constructor(private readonly vm: Vm, private readonly poweroffAtEnd: boolean) {}
 
   add(chunk: Buffer): void {
     this.pending = Buffer.concat([this.pending, chunk]);
   }
 
+  end(): void {
+    this.ended = true;
+  }
+
+  output(): void {
+    this.outputSinceEof = true;
+  }
+
   tick(lastOutput: number): void {
-    if (this.pending.length === 0 || this.vm.idleSince === undefined) return;
+    if (this.vm.idleSince === undefined) return;
     const now = performance.now();
     if (now - lastOutput < QUIET_MS || now - this.vm.idleSince < QUIET_MS) return;
-    const nl = this.pending.indexOf(0x0a);
-    const end = nl < 0 ? this.pending.length : nl + 1;
-    this.vm.input(new Uint8Array(this.pending.subarray(0, end)));
-    this.pending = this.pending.subarray(end);
+    if (this.pending.length > 0) {
+      const nl = this.pending.indexOf(0x0a);
+      const end = nl < 0 ? this.pending.length : nl + 1;
+      this.vm.input(new Uint8Array(this.pending.subarray(0, end)));
+      this.pending = this.pending.subarray(end);
+      return;
+    }
+    if (!this.ended || !this.poweroffAtEnd) return;
+    if (this.eofsTyped === 0 || (this.outputSinceEof && this.eofsTyped < EOF_TRIES)) {
+      this.vm.input(Uint8Array.of(EOT));
+      this.eofsTyped++;
+      this.outputSinceEof = false;
+      this.lastEofAt = now;
+    } else if (now - Math.max(this.lastEofAt, lastOutput) > EOF_GIVE_UP_MS) {
+      this.vm.stop(EOF_STOP_STATUS, `input ended and the guest did not power off after end-of-file at its console; stopped it after ${EOF_GIVE_UP_MS / 1000} s idle`);
+    }
+  }
+}
+
+// Drops ESC [ 6 n (Device Status Report: cursor position) from the console stream, also when it
+// arrives split across writes.
+class QueryFilter {
+  private held = Buffer.alloc(0);
+  private static readonly QUERY = Buffer.from("\x1b[6n", "latin1");
+
+  pass(b: Uint8Array): Uint8Array {
+    let buf = this.held.length > 0 ? Buffer.concat([this.held, b]) : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    this.held = Buffer.alloc(0);
+    const q = QueryFilter.QUERY;
+    let i = buf.indexOf(q);
+    while (i >= 0) {
+      buf = Buffer.concat([buf.subarray(0, i), buf.subarray(i + q.length)]);
+      i = buf.indexOf(q, i);
+    }
+    // Hold back a tail that could be the start of a query.
+    for (let k = Math.min(q.length - 1, buf.length); k > 0; k--) {
+      if (buf.subarray(buf.length - k).equals(q.subarray(0, k))) {
+        this.held = Buffer.from(buf.subarray(buf.length - k));
+        return buf.subarray(0, buf.length - k);
+      }
+    }
+    return buf;
+  }
+
+  flush(): Uint8Array {
+    const rest = this.held;
+    this.held = Buffer.alloc(0);
+    return rest;
   }
 }

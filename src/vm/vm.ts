@@ -28,6 +28,8 @@ export const PLIC_NDEV = 31;
 export const TIMEBASE_HZ = 10_000_000;
 
 export const VIRT_MODES = ["native", "trap-and-emulate"] as const;
+// vCPUs per VM this board offers (they are time-sliced on one host thread today).
+export const MAX_CPUS = 8;
 export type VirtMode = (typeof VIRT_MODES)[number];
 
 const MIP_SSIP = 1n << 1n;
@@ -110,7 +112,7 @@ export class Vm {
   onConsoleOutput: (() => void) | undefined;
 
   constructor(private readonly cfg: VmConfig) {
-    if (cfg.cpus < 1 || cfg.cpus > 8) throw new UserError(`--cpus must be between 1 and 8 (got ${cfg.cpus})`);
+    if (cfg.cpus < 1 || cfg.cpus > MAX_CPUS) throw new UserError(`--cpus must be between 1 and ${MAX_CPUS} (got ${cfg.cpus})`);
     this.memBytes = cfg.memBytes;
     const native = cfg.virt === "native";
     const pool = cfg.shadowPoolFrames ?? DEFAULT_POOL_FRAMES;

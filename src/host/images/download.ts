@@ -40,11 +40,20 @@ export interface DownloadOptions {
 }
 
 // A download that cannot succeed by retrying (404, a mirror that keeps serving bad bytes).
+// `unreachable` marks the case where no answer came at all (no network, DNS failure, refused
+// connections, timeouts): the caller may fall back to a cache or say that it is offline.
 export class DownloadError extends UserError {
   override name = "DownloadError";
+  constructor(message: string, readonly unreachable = false) {
+    super(message);
+  }
 }
 
-class RetryableError extends Error {}
+class RetryableError extends Error {
+  constructor(message: string, readonly unreachable = false) {
+    super(message);
+  }
+}
 class CorruptError extends Error {}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -65,7 +74,7 @@ export async function download(url: string, dest: string, opts: DownloadOptions)
           break;
         }
         if (!(e instanceof RetryableError)) throw e;
-        if (n >= networkAttempts) throw new DownloadError(`cannot download ${url}: ${e.message} (tried ${n} times)`);
+        if (n >= networkAttempts) throw new DownloadError(`cannot download ${url}: ${e.message} (tried ${n} times)`, e.unreachable);
         opts.stats.networkRetries++;
         const delay = (opts.backoffMs ?? 500) * 2 ** (n - 1);
         opts.reporter.note(`${e.message}; retrying in ${(delay / 1000).toFixed(1)} s`);
@@ -91,7 +100,7 @@ async function fetchOnce(url: string, dest: string, opts: DownloadOptions): Prom
     try {
       res = await fetch(url, { signal: controller.signal });
     } catch (e) {
-      throw new RetryableError(`${label}: ${describe(e)}`);
+      throw new RetryableError(`${label}: ${describe(e)}`, true);
     }
     if (res.status >= 500 || res.status === 429 || res.status === 408) {
       throw new RetryableError(`${label}: HTTP ${res.status} ${res.statusText}`);

@@ -53,7 +53,9 @@ mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 hostname -F /etc/hostname
 
 # Drivers Debian builds as modules, dependencies first. A failure goes to the kernel log and is
-# otherwise ignored: a shell without a disk is more use than a panic.
+# otherwise ignored: a shell without a disk is more use than a panic. Loading takes seconds
+# under an interpreter, so say so rather than look hung.
+echo "ringvisor: loading ${modules.length} driver modules (${modules.map((m) => m.name).join(", ")})"
 for m in \\
 ${list}
 do

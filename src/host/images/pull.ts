@@ -18,7 +18,7 @@ import { createReporter, formatBytes, type Reporter } from "./progress.js";
 
 export const DEFAULT_GUEST = `debian-${SUITE}-${ARCH}`;
 
-// What the guest needs from modules (ARCHITECTURE.md, "Observed facts"); those the kernel builds
+// What the guest needs from modules (Debian builds the virtio drivers as modules); those the kernel builds
 // in are skipped, and dependencies are added.
 export const GUEST_MODULES: readonly string[] = ["virtio_mmio", "virtio_blk", "failover", "net_failover", "virtio_net", "virtio_balloon", "virtio_console"];
 

@@ -23,8 +23,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Fdt, FDT_MAGIC, FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_NOP, FDT_END } from "../src/vm/fdt.js";
-import { buildDeviceTree, isaExtensions, type DeviceTreeConfig } from "../src/vm/devicetree.js";
+import { Fdt, FDT_MAGIC, FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_NOP, FDT_END } from "../../src/vm/fdt.js";
+import { buildDeviceTree, isaExtensions, type DeviceTreeConfig } from "../../src/vm/devicetree.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ringvisor-fdt-"));
 

@@ -2,7 +2,7 @@
 // enables and thresholds, claim/complete, and the level-triggered gateways.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Plic, plicWindowSize } from "../src/devices/plic.js";
+import { Plic, plicWindowSize } from "../../src/devices/plic.js";
 
 const PRIORITY = (src: number): number => 4 * src;
 const PENDING = 0x1000;

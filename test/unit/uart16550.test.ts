@@ -2,7 +2,7 @@
 // with its host-side queue, and the exact sequences Linux's 8250 driver uses to probe the chip.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Uart16550 } from "../src/devices/uart16550.js";
+import { Uart16550 } from "../../src/devices/uart16550.js";
 
 const RBR = 0, THR = 0, DLL = 0, IER = 1, DLM = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7;
 

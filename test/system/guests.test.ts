@@ -8,8 +8,8 @@ import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { VIRT_MODES } from "../src/vm/vm.js";
-import { ROOT, ringvisor } from "./helpers.js";
+import { VIRT_MODES } from "../../src/vm/vm.js";
+import { ROOT, ringvisor } from "../helpers.js";
 
 interface KernelEntry {
   name: string;

@@ -1,7 +1,6 @@
-// The guest image pipeline: formats (ar, cpio newc, deb822, ELF marker), index logic, mirror
-// choice and downloads offline; then one real pull from the Debian mirror in the host's apt
-// sources into a temporary cache, shared by the tests that inspect and abuse it.
-// RINGVISOR_SKIP_NETWORK=1 skips the tests that need the mirror.
+// The guest image pipeline offline: formats (ar, cpio newc, deb822, ELF marker), index logic,
+// mirror choice and downloads from a loopback server. The real pull from the Debian mirror is in
+// test/system/pull.test.ts.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -14,20 +13,20 @@ import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { xz } from "@napi-rs/lzma";
 import tar from "tar-stream";
-import { UserError } from "../src/errors.js";
-import { readNewc, writeNewc, type CpioEntry } from "../src/host/images/cpio.js";
-import { parseAr, debDataTar } from "../src/host/images/deb.js";
-import { parseStanzas } from "../src/host/images/deb822.js";
-import { PackageIndex, compareVersions, parseRelations, parseRelease, resolveMetapackage } from "../src/host/images/debian.js";
-import { download, newDownloadStats, DownloadError } from "../src/host/images/download.js";
-import { BOOT_COMPLETE, buildInitramfs, initScript } from "../src/host/images/initramfs.js";
-import { flatKernelImage, parseImageHeader } from "../src/host/images/kernel.js";
-import { MARKER_CODE, MARKER_INSN, markerElf } from "../src/host/images/marker.js";
-import { debianMirrorFromSources, parseDeb822Sources, parseOneLineSources, resolveMirror } from "../src/host/images/mirror.js";
-import { collectModules, modinfo, modulesDep } from "../src/host/images/modules.js";
-import { createReporter } from "../src/host/images/progress.js";
-import { ensureDefaultGuest, pullDefaultGuest, type PullResult } from "../src/host/images/pull.js";
-import { ROOT } from "./helpers.js";
+import { UserError } from "../../src/errors.js";
+import { readNewc, writeNewc, type CpioEntry } from "../../src/host/images/cpio.js";
+import { parseAr, debDataTar } from "../../src/host/images/deb.js";
+import { parseStanzas } from "../../src/host/images/deb822.js";
+import { PackageIndex, compareVersions, parseRelations, parseRelease, resolveMetapackage } from "../../src/host/images/debian.js";
+import { download, newDownloadStats, DownloadError } from "../../src/host/images/download.js";
+import { BOOT_COMPLETE, buildInitramfs, initScript } from "../../src/host/images/initramfs.js";
+import { flatKernelImage, parseImageHeader } from "../../src/host/images/kernel.js";
+import { MARKER_CODE, MARKER_INSN, markerElf } from "../../src/host/images/marker.js";
+import { debianMirrorFromSources, parseDeb822Sources, parseOneLineSources, resolveMirror } from "../../src/host/images/mirror.js";
+import { collectModules, modinfo, modulesDep } from "../../src/host/images/modules.js";
+import { createReporter } from "../../src/host/images/progress.js";
+import { ensureDefaultGuest, pullDefaultGuest, type PullResult } from "../../src/host/images/pull.js";
+import { ROOT } from "../helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ringvisor-images-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -454,109 +453,4 @@ test("download: a corrupt body is deleted and fetched again; server errors are r
   } finally {
     missing.server.close();
   }
-});
-
-// ---- the real thing: one pull from the mirror, shared ----
-
-const network = process.env.RINGVISOR_SKIP_NETWORK ? "RINGVISOR_SKIP_NETWORK is set" : false;
-const cacheDir = join(tmp, "cache");
-let first: Promise<PullResult> | undefined;
-const pulled = (): Promise<PullResult> => (first ??= pullDefaultGuest({ cacheDir, quiet: true }));
-
-test("pull: Debian's kernel Image and a busybox initramfs with the virtio modules", { skip: network, timeout: 600_000 }, async () => {
-  const r = await pulled();
-  assert.ok(r.stats.built);
-  assert.equal(r.stats.debsDownloaded, 2);
-  assert.match(r.kernelVersion, /^\d+\.\d+\.\d+.*-riscv64$/);
-  const kernel = readFileSync(r.kernel);
-  assert.equal(kernel.subarray(0, 2).toString("latin1"), "MZ");
-  assert.equal(kernel.subarray(56, 60).toString("latin1"), "RSC\x05");
-  assert.equal(BigInt(r.manifest.kernel.imageSize) >= BigInt(kernel.length), true, "image_size covers the file");
-
-  const entries = new Map(readNewc(gunzipSync(readFileSync(r.initrd))).map((e) => [e.path, e]));
-  assert.ok(entries.get("init")?.data?.length);
-  const busybox = entries.get("bin/busybox")!.data!;
-  assert.equal(Buffer.from(busybox.subarray(0, 4)).toString("latin1"), "\x7fELF");
-  assert.equal(Buffer.from(busybox).readUInt16LE(18), 243, "busybox is a RISC-V binary");
-  assert.deepEqual(entries.get("dev/console")?.rdev, [5, 1]);
-  const mods = [...entries.keys()].filter((p) => p.endsWith(".ko")).map((p) => p.replace(/^.*\//, ""));
-  for (const m of ["virtio_mmio.ko", "virtio_blk.ko", "failover.ko", "net_failover.ko", "virtio_net.ko", "virtio_balloon.ko"]) assert.ok(mods.includes(m), m);
-  for (const p of entries.keys()) {
-    if (!p.endsWith(".ko")) continue;
-    const info = modinfo(entries.get(p)!.data!, p);
-    assert.equal(info.get("vermagic")?.split(" ")[0], r.kernelVersion, `${p} matches the kernel`);
-  }
-  assert.deepEqual(r.manifest.initrd.modules, ["virtio_mmio", "virtio_blk", "failover", "net_failover", "virtio_net", "virtio_balloon"]);
-  assert.deepEqual(r.manifest.initrd.builtin, ["virtio_console"]);
-
-  if (have("qemu-riscv64")) {
-    const p = join(tmp, "busybox");
-    writeFileSync(p, busybox);
-    chmodSync(p, 0o755);
-    const run = spawnSync("qemu-riscv64", [p, "echo", "hi from busybox"], { encoding: "utf8", timeout: 20_000 });
-    assert.equal(run.stdout, "hi from busybox\n", run.stderr);
-  }
-});
-
-test("pull: a second pull is served from cache without network", { skip: network, timeout: 600_000 }, async () => {
-  const a = await pulled();
-  const b = await pullDefaultGuest({ cacheDir, quiet: true });
-  assert.equal(b.stats.requests, 0);
-  assert.equal(b.stats.built, false);
-  assert.equal(b.stats.debsFromCache, 2);
-  assert.equal(b.manifest.kernel.sha256, a.manifest.kernel.sha256);
-  // An index older than allowed is revalidated with the Release file alone.
-  const c = await pullDefaultGuest({ cacheDir, quiet: true, maxIndexAgeMs: 0 });
-  assert.ok(c.stats.requests >= 1 && c.stats.requests <= 2, `Release (+ .gpg) only, got ${c.stats.requests}`);
-  assert.equal(c.stats.built, false);
-  assert.equal(c.manifest.releaseSignature, a.manifest.releaseSignature);
-  // ensureDefaultGuest reads the manifest and verifies; nothing else.
-  const g = await ensureDefaultGuest({ cacheDir, quiet: true });
-  assert.equal(g.kernel, a.kernel);
-  assert.equal(g.busyboxVersion, a.busyboxVersion);
-});
-
-test("pull: a corrupted cached deb is detected and downloaded again", { skip: network, timeout: 600_000 }, async () => {
-  const a = await pulled();
-  const deb = join(cacheDir, "debs", `${a.manifest.debs.busybox.sha256}.deb`);
-  const bytes = readFileSync(deb);
-  bytes[bytes.length >> 1] ^= 0x40;
-  writeFileSync(deb, bytes);
-  const b = await pullDefaultGuest({ cacheDir, quiet: true });
-  assert.equal(b.stats.debsDownloaded, 1);
-  assert.equal(b.stats.debsFromCache, 1);
-  assert.equal(createHash("sha256").update(readFileSync(deb)).digest("hex"), a.manifest.debs.busybox.sha256);
-});
-
-test("ensureDefaultGuest: a damaged initramfs is rebuilt offline, byte for byte", { skip: network, timeout: 600_000 }, async () => {
-  const a = await pulled();
-  writeFileSync(a.initrd, readFileSync(a.initrd).subarray(0, 1000));
-  // No mirror is reachable: the rebuild must come from the cached packages.
-  const g = await ensureDefaultGuest({ cacheDir, quiet: true, env: { RINGVISOR_MIRROR: "http://127.0.0.1:9/debian" } });
-  assert.equal(createHash("sha256").update(readFileSync(g.initrd)).digest("hex"), a.manifest.initrd.sha256);
-});
-
-test("cli: image ls shows the cached guest; a bad --mirror is a user error", { skip: network, timeout: 600_000 }, async () => {
-  const a = await pulled();
-  const harness = `
-    import { Command } from "commander";
-    import { registerImageCommands } from "./dist/src/cli/image.js";
-    import { UserError } from "./dist/src/errors.js";
-    const program = new Command().name("ringvisor");
-    registerImageCommands(program);
-    try { await program.parseAsync(process.argv.slice(1), { from: "user" }); }
-    catch (e) { if (e instanceof UserError) { process.stderr.write("ringvisor: " + e.message + "\\n"); process.exit(2); } throw e; }`;
-  const cli = (...args: string[]) =>
-    spawnSync(process.execPath, ["--input-type=module", "-e", harness, "--", ...args], {
-      cwd: ROOT,
-      encoding: "utf8",
-      env: { ...process.env, RINGVISOR_CACHE: cacheDir },
-    });
-  const ls = cli("image", "ls");
-  assert.equal(ls.status, 0, ls.stderr);
-  assert.ok(ls.stdout.includes(a.kernelVersion) && ls.stdout.includes(a.kernel) && ls.stdout.includes("busybox-static"), ls.stdout);
-  const bad = cli("image", "pull", "--mirror", "not a url");
-  assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /is not a URL/);
-  assert.doesNotMatch(bad.stderr, /\n\s+at /);
 });

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { ROOT } from "./helpers.js";
+import { ROOT } from "../helpers.js";
 
 test("fpu: every operation, rounding mode and flag matches the references", () => {
   const r = spawnSync(process.execPath, [join(ROOT, "tests/fpu/fpu-check.mjs")], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });

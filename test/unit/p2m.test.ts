@@ -1,8 +1,8 @@
 // The p2m table: contiguous guest-physical RAM over discontiguous machine frames.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MachineMemory, FRAME_BYTES } from "../src/machine/memory.js";
-import { P2m } from "../src/vmm/p2m.js";
+import { MachineMemory, FRAME_BYTES } from "../../src/machine/memory.js";
+import { P2m } from "../../src/vmm/p2m.js";
 
 const BASE = 0x8000_0000n;
 

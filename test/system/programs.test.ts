@@ -6,8 +6,8 @@ import { readFileSync, existsSync, mkdtempSync, openSync, closeSync } from "node
 import { tmpdir } from "node:os";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { BareMachine } from "../src/vm/bare.js";
-import { ROOT, PROGRAMS } from "./helpers.js";
+import { BareMachine } from "../../src/vm/bare.js";
+import { ROOT, PROGRAMS } from "../helpers.js";
 
 interface ProgramEntry {
   name: string;

@@ -4,12 +4,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { Vm } from "../src/vm/vm.js";
-import { DEFAULT_CMDLINE } from "../src/cli/run.js";
-import { BOOT_COMPLETE } from "../src/host/images/initramfs.js";
-import { ensureDefaultGuest } from "../src/host/images/pull.js";
+import { Vm } from "../../src/vm/vm.js";
+import { DEFAULT_CMDLINE } from "../../src/cli/run.js";
+import { BOOT_COMPLETE } from "../../src/host/images/initramfs.js";
+import { defaultGuest } from "./guest.js";
 
-const guest = await ensureDefaultGuest({ quiet: true });
+const g = await defaultGuest();
 
 async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
   const end = performance.now() + ms;
@@ -19,7 +19,8 @@ async function until(what: string, cond: () => boolean, ms: number): Promise<voi
   }
 }
 
-test("a guest sleeping at its shell under trap-and-emulate leaves the host CPU idle", { timeout: 240_000 }, async () => {
+test("a guest sleeping at its shell under trap-and-emulate leaves the host CPU idle", { skip: g.skip, timeout: 240_000 }, async () => {
+  const guest = g.need();
   let out = "";
   const vm = new Vm({
     kernel: readFileSync(guest.kernel), initrd: readFileSync(guest.initrd), cmdline: DEFAULT_CMDLINE,

@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Vm } from "../src/vm/vm.js";
-import { ROOT } from "./helpers.js";
+import { Vm } from "../../src/vm/vm.js";
+import { ROOT } from "../helpers.js";
 
 const GUESTS = join(ROOT, "build/guests");
 const CANARY = 0xc5;
