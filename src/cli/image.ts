@@ -11,8 +11,9 @@ export function registerImageCommands(program: Command): void {
     .description("download and build the default guest (kernel Image + initramfs), or check the cached one against the mirror")
     .option("--mirror <url>", "Debian mirror (default: $RINGVISOR_MIRROR, else the first Debian mirror in the apt sources)")
     .option("-q, --quiet", "no progress output")
-    .action(async (opts: { mirror?: string; quiet?: boolean }) => {
-      const r = await pullDefaultGuest({ mirror: opts.mirror, quiet: opts.quiet });
+    .option("--allow-unverified", "go on if the mirror's index cannot be verified (no signature, no gpgv or keyring), with a warning; a bad signature is still refused")
+    .action(async (opts: { mirror?: string; quiet?: boolean; allowUnverified?: boolean }) => {
+      const r = await pullDefaultGuest({ mirror: opts.mirror, quiet: opts.quiet, allowUnverified: opts.allowUnverified });
       const s = r.stats;
       const what = s.built ? "built" : "up to date";
       process.stdout.write(

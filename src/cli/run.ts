@@ -24,6 +24,7 @@ interface RunOptions {
   stats?: boolean;
   statsJson?: string;
   mirror?: string;
+  allowUnverified?: boolean;
   onEof: string;
 }
 
@@ -45,6 +46,7 @@ export function registerRunCommand(program: Command): void {
     .option("--stats", "print execution statistics at exit (exits by reason, shadow paging)")
     .option("--stats-json <path>", "write the same statistics as JSON to a file at exit")
     .option("--mirror <url>", "Debian mirror for the default guest image")
+    .option("--allow-unverified", "use the default guest even if the mirror's index cannot be verified (no signature, gpgv or keyring), with a warning; a bad signature is still refused")
     .action(async (opts: RunOptions) => {
       process.exitCode = await runCommand(opts);
     });
@@ -89,7 +91,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
   let kernel = opts.kernel !== undefined ? readInput(opts.kernel, "kernel") : undefined;
   let initrd = opts.initrd !== undefined ? readInput(opts.initrd, "initrd") : undefined;
   if (!kernel) {
-    const g = await ensureDefaultGuest({ mirror: opts.mirror, quiet: !process.stderr.isTTY });
+    const g = await ensureDefaultGuest({ mirror: opts.mirror, quiet: !process.stderr.isTTY, allowUnverified: opts.allowUnverified });
     kernel = readInput(g.kernel, "kernel");
     initrd ??= readInput(g.initrd, "initrd");
   }

@@ -12,7 +12,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { xz } from "@napi-rs/lzma";
-import tar from "tar-stream";
 import { UserError } from "../../src/errors.js";
 import { readNewc, writeNewc, type CpioEntry } from "../../src/host/images/cpio.js";
 import { parseAr, debDataTar } from "../../src/host/images/deb.js";
@@ -27,6 +26,7 @@ import { collectModules, modinfo, modulesDep } from "../../src/host/images/modul
 import { createReporter } from "../../src/host/images/progress.js";
 import { ensureDefaultGuest, pullDefaultGuest, type PullResult } from "../../src/host/images/pull.js";
 import { ROOT } from "../helpers.js";
+import { arArchive, fakeKo, tarOf } from "./synthetic-archive.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ringvisor-images-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -72,26 +72,6 @@ test("cpio newc: GNU cpio lists what we write", { skip: !have("cpio") && "cpio n
 });
 
 // ---- ar and .deb ----
-
-function arArchive(members: Array<[string, Uint8Array]>): Buffer {
-  const parts: Buffer[] = [Buffer.from("!<arch>\n")];
-  for (const [name, data] of members) {
-    const field = (s: string | number, n: number): string => String(s).padEnd(n, " ");
-    parts.push(Buffer.from(field(name, 16) + field(0, 12) + field(0, 6) + field(0, 6) + field("100644", 8) + field(data.length, 10) + "`\n", "latin1"));
-    parts.push(Buffer.from(data));
-    if (data.length % 2) parts.push(Buffer.from("\n"));
-  }
-  return Buffer.concat(parts);
-}
-
-async function tarOf(files: Array<[string, Uint8Array]>): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const [name, data] of files) pack.entry({ name: `./${name}`, mode: 0o644 }, Buffer.from(data));
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
 test("ar: members with odd sizes and padding parse; binutils ar agrees", () => {
   const archive = arArchive([
@@ -204,6 +184,11 @@ SHA256:
   assert.equal(r.codename, "trixie");
   assert.deepEqual(r.files.get("main/binary-riscv64/Packages.xz"), { sha256: "1".repeat(64), size: 9385284 });
   assert.equal(r.files.size, 2);
+  assert.equal(r.acquireByHash, false);
+  assert.equal(r.validUntil, undefined);
+  const byHash = parseRelease(`Codename: trixie\nValid-Until: Sat, 28 Nov 2026 09:15:44 UTC\nAcquire-By-Hash: yes\nSHA256:\n ${"1".repeat(64)} 1 main/binary-riscv64/Packages.xz\n`);
+  assert.equal(byHash.acquireByHash, true);
+  assert.equal(byHash.validUntil?.toISOString(), "2026-11-28T09:15:44.000Z");
 });
 
 // ---- mirror choice ----
@@ -265,33 +250,6 @@ test("mirror precedence: --mirror, then RINGVISOR_MIRROR, then apt sources; else
 });
 
 // ---- kernel modules ----
-
-// A relocatable ELF64 with just .shstrtab and .modinfo, like a .ko as far as modinfo() cares.
-function fakeKo(info: string[]): Buffer {
-  const names = Buffer.from("\0.shstrtab\0.modinfo\0");
-  const body = Buffer.from(info.map((s) => `${s}\0`).join(""));
-  const shoff = 64 + names.length + body.length;
-  const buf = Buffer.alloc(shoff + 3 * 64);
-  Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]).copy(buf);
-  buf.writeUInt16LE(1, 16);
-  buf.writeUInt16LE(243, 18);
-  buf.writeBigUInt64LE(BigInt(shoff), 40);
-  buf.writeUInt16LE(64, 58);
-  buf.writeUInt16LE(3, 60);
-  buf.writeUInt16LE(1, 62);
-  names.copy(buf, 64);
-  body.copy(buf, 64 + names.length);
-  const sh = (i: number, name: number, type: number, off: number, size: number): void => {
-    const o = shoff + i * 64;
-    buf.writeUInt32LE(name, o);
-    buf.writeUInt32LE(type, o + 4);
-    buf.writeBigUInt64LE(BigInt(off), o + 24);
-    buf.writeBigUInt64LE(BigInt(size), o + 32);
-  };
-  sh(1, 1, 3, 64, names.length);
-  sh(2, 11, 1, 64 + names.length, body.length);
-  return buf;
-}
 
 test("modules: dependency order from .modinfo, built-ins skipped, dependencies outside the request added", async () => {
   const kver = "6.1.0-test";

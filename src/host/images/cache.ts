@@ -1,6 +1,6 @@
 // The image cache: $RINGVISOR_CACHE, else $XDG_CACHE_HOME/ringvisor, else ~/.cache/ringvisor.
 //   debs/<sha256>.deb                 packages as downloaded, named by their index checksum
-//   index/<mirror>/<suite>/           Release, Release.gpg, Packages.xz, state.json
+//   index/<mirror>/<suite>/           Release (the text its signature covers), Packages.xz, state.json
 //   guests/<name>/manifest.json       what was built from what (written last)
 //   guests/<name>/Image-<kver>        the flat kernel Image
 //   guests/<name>/initramfs-<kver>.cpio.gz

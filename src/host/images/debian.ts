@@ -14,6 +14,12 @@ export interface Release {
   codename: string;
   // Path relative to dists/<suite>/ -> checksum and size, from the SHA256 field.
   files: Map<string, IndexFile>;
+  // "Acquire-By-Hash: yes": every index is also served as <its directory>/by-hash/SHA256/<hash>,
+  // which stays put while a mirror sync replaces the index under its plain name.
+  acquireByHash: boolean;
+  // Valid-Until, if the archive sets one: after it, the Release must not be trusted (it may be
+  // an old one replayed by a mirror or an attacker).
+  validUntil?: Date;
 }
 
 export function parseRelease(text: string): Release {
@@ -24,7 +30,16 @@ export function parseRelease(text: string): Release {
     if (path !== undefined && /^[0-9a-f]{64}$/.test(sha256)) files.set(path, { sha256, size: Number(size) });
   }
   if (files.size === 0) throw new ImageError("the Release file lists no SHA256 checksums; is this a Debian archive?");
-  return { suite: s.get("suite") ?? "", codename: s.get("codename") ?? "", files };
+  const validUntil = s.get("valid-until");
+  const until = validUntil === undefined ? undefined : new Date(validUntil);
+  if (until !== undefined && Number.isNaN(until.getTime())) throw new ImageError(`the Release file has an unreadable Valid-Until date ${JSON.stringify(validUntil)}`);
+  return {
+    suite: s.get("suite") ?? "",
+    codename: s.get("codename") ?? "",
+    files,
+    acquireByHash: (s.get("acquire-by-hash") ?? "").toLowerCase() === "yes",
+    ...(until ? { validUntil: until } : {}),
+  };
 }
 
 // What the image builder needs to know about one binary package.

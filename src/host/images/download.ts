@@ -42,9 +42,10 @@ export interface DownloadOptions {
 // A download that cannot succeed by retrying (404, a mirror that keeps serving bad bytes).
 // `unreachable` marks the case where no answer came at all (no network, DNS failure, refused
 // connections, timeouts): the caller may fall back to a cache or say that it is offline.
+// `status` is the HTTP status of a final refusal (404: the file is not on the mirror).
 export class DownloadError extends UserError {
   override name = "DownloadError";
-  constructor(message: string, readonly unreachable = false) {
+  constructor(message: string, readonly unreachable = false, readonly status?: number) {
     super(message);
   }
 }
@@ -105,7 +106,7 @@ async function fetchOnce(url: string, dest: string, opts: DownloadOptions): Prom
     if (res.status >= 500 || res.status === 429 || res.status === 408) {
       throw new RetryableError(`${label}: HTTP ${res.status} ${res.statusText}`);
     }
-    if (!res.ok || !res.body) throw new DownloadError(`cannot download ${url}: HTTP ${res.status} ${res.statusText}`);
+    if (!res.ok || !res.body) throw new DownloadError(`cannot download ${url}: HTTP ${res.status} ${res.statusText}`, false, res.status);
     progress = opts.reporter.download(label, opts.expect?.size ?? (Number(res.headers.get("content-length")) || 0));
 
     const hash = createHash("sha256");

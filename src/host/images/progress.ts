@@ -5,6 +5,8 @@ import cliProgress from "cli-progress";
 export interface Reporter {
   // A step worth a line ("index: cached, 2 h old").
   note(message: string): void;
+  // Something the user must see even when quiet: a pull that goes on with unverified indexes.
+  warn(message: string): void;
   // A download of `total` bytes (0 if unknown); returns a handle to report bytes received.
   download(label: string, total: number): DownloadProgress;
 }
@@ -23,11 +25,13 @@ export function formatBytes(n: number): string {
 
 export function createReporter(opts: { quiet?: boolean; stream?: NodeJS.WriteStream } = {}): Reporter {
   const stream = opts.stream ?? process.stderr;
-  if (opts.quiet) return { note() {}, download: () => ({ advance() {}, done() {} }) };
   const line = (s: string): void => void stream.write(`ringvisor: ${s}\n`);
+  const warn = (s: string): void => line(`warning: ${s}`);
+  if (opts.quiet) return { note() {}, warn, download: () => ({ advance() {}, done() {} }) };
   if (!stream.isTTY) {
     return {
       note: line,
+      warn,
       download(label, total) {
         const t0 = performance.now();
         let got = 0;
@@ -43,6 +47,7 @@ export function createReporter(opts: { quiet?: boolean; stream?: NodeJS.WriteStr
   }
   return {
     note: line,
+    warn,
     download(label, total) {
       const bar = new cliProgress.SingleBar(
         {

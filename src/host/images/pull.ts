@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ImageError } from "../../errors.js";
-import { ARCH, SUITE, selectPackages } from "./archive.js";
+import { ARCH, SUITE, isVerified, selectPackages, type NetworkOptions } from "./archive.js";
 import { ImageCache, cacheRoot, verifyFile, writeAtomic, type DebRecord, type GuestManifest } from "./cache.js";
 import { debDataTar, extractTar } from "./deb.js";
 import type { PackageInfo } from "./debian.js";
@@ -31,6 +31,17 @@ export interface PullOptions {
   reporter?: Reporter;
   // A cached index younger than this is used without asking the mirror.
   maxIndexAgeMs?: number;
+  // The keyring the suite's InRelease (or Release.gpg) must be signed with; Debian's archive
+  // keyring by default.
+  keyring?: string;
+  // The gpgv program (a name looked up in PATH, or a path); "gpgv" by default.
+  gpgv?: string;
+  // Go on when the index cannot be verified (the mirror signs nothing, gpgv or the keyring is
+  // missing), with a warning each time, even when quiet; "unverified (...)" goes into the
+  // manifest. A bad signature is refused regardless.
+  allowUnverified?: boolean;
+  // Retry policy of every download (tests make it short).
+  network?: NetworkOptions;
 }
 
 export interface DefaultGuest {
@@ -57,6 +68,7 @@ interface Context {
   cache: ImageCache;
   reporter: Reporter;
   stats: PullStats;
+  network?: NetworkOptions;
 }
 
 function context(opts: PullOptions): Context {
@@ -64,6 +76,7 @@ function context(opts: PullOptions): Context {
     cache: new ImageCache(opts.cacheDir ?? cacheRoot(opts.env)),
     reporter: opts.reporter ?? createReporter({ quiet: opts.quiet }),
     stats: { ...newDownloadStats(), indexFromCache: false, debsFromCache: 0, debsDownloaded: 0, built: false, seconds: 0 },
+    network: opts.network,
   };
 }
 
@@ -77,13 +90,28 @@ export async function pullDefaultGuest(opts: PullOptions = {}): Promise<PullResu
     async () => {
       const mirror = resolveMirror({ flag: opts.mirror, env: opts.env });
       ctx.reporter.note(`mirror: ${mirror.url} (from ${mirror.from})`);
-      const sel = await selectPackages(mirror.url, { cache: ctx.cache, reporter: ctx.reporter, stats: ctx.stats, maxAgeMs: opts.maxIndexAgeMs });
+      const sel = await selectPackages(mirror.url, {
+        cache: ctx.cache,
+        reporter: ctx.reporter,
+        stats: ctx.stats,
+        maxAgeMs: opts.maxIndexAgeMs,
+        keyring: opts.keyring,
+        gpgv: opts.gpgv,
+        allowUnverified: opts.allowUnverified,
+        network: opts.network,
+      });
       ctx.stats.indexFromCache = sel.indexFromCache;
       const debs = { kernel: debRecord(sel.kernel), busybox: debRecord(sel.busybox) };
       for (const d of [debs.kernel, debs.busybox]) await ensureDeb(ctx, d, () => mirror.url);
       const old = await ctx.cache.readManifest(DEFAULT_GUEST);
       if (old && sameDebs(old, debs) && (await upToDate(ctx.cache, old))) {
         ctx.reporter.note(`${DEFAULT_GUEST}: up to date (kernel ${old.kernel.version}, busybox ${old.busybox.version})`);
+        // The same packages, now vouched for by a verified index: so is the build.
+        if (!isVerified(old.releaseSignature) && isVerified(sel.releaseSignature)) {
+          const upgraded = { ...old, releaseSignature: sel.releaseSignature };
+          await ctx.cache.writeManifest(upgraded);
+          return upgraded;
+        }
         return old;
       }
       return build(ctx, debs, { mirror: mirror.url, releaseSignature: sel.releaseSignature });
@@ -95,15 +123,25 @@ export async function pullDefaultGuest(opts: PullOptions = {}): Promise<PullResu
 }
 
 // The kernel and initramfs of the default guest, pulled on first use. When the cache holds a
-// verified build, no lock is taken and the network is not used.
-export async function ensureDefaultGuest(opts: { mirror?: string; quiet?: boolean; cacheDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DefaultGuest> {
+// build that verifies (from a verified index, unless unverified ones are allowed), no lock is
+// taken and the network is not used.
+export async function ensureDefaultGuest(opts: PullOptions = {}): Promise<DefaultGuest> {
   const ctx = context(opts);
+  // A build from unverified indexes is used only when allowed, and then never silently.
+  const trusted = (m: GuestManifest): boolean => isVerified(m.releaseSignature) || opts.allowUnverified === true;
+  const use = (m: GuestManifest): DefaultGuest => {
+    if (!isVerified(m.releaseSignature)) {
+      ctx.reporter.warn(`using ${DEFAULT_GUEST} (kernel ${m.kernel.version}), built from indexes that were not verified (${m.releaseSignature}), because unverified indexes are allowed`);
+    }
+    return describe(ctx.cache, m);
+  };
   const ready = await ctx.cache.readManifest(DEFAULT_GUEST);
-  if (ready && (await upToDate(ctx.cache, ready))) return describe(ctx.cache, ready);
+  if (ready && trusted(ready) && (await upToDate(ctx.cache, ready))) return use(ready);
+  if (ready && !trusted(ready)) ctx.reporter.note(`${DEFAULT_GUEST} was built from unverified indexes (${ready.releaseSignature}); pulling it again from a verified index`);
   await ctx.cache.prepare();
   const rebuilt = await ctx.cache.withLock(async () => {
     const m = await ctx.cache.readManifest(DEFAULT_GUEST);
-    if (!m) return undefined;
+    if (!m || !trusted(m)) return undefined;
     if (await upToDate(ctx.cache, m)) return m;
     // The packages are known: rebuild from them (from cache if they verify) without the index.
     const mirror = (): string => {
@@ -117,7 +155,7 @@ export async function ensureDefaultGuest(opts: { mirror?: string; quiet?: boolea
     for (const d of [m.debs.kernel, m.debs.busybox]) await ensureDeb(ctx, d, mirror);
     return build(ctx, m.debs, { mirror: m.mirror, releaseSignature: m.releaseSignature });
   });
-  if (rebuilt) return describe(ctx.cache, rebuilt);
+  if (rebuilt) return use(rebuilt);
   return pullDefaultGuest(opts);
 }
 
@@ -163,6 +201,7 @@ async function ensureDeb(ctx: Context, d: DebRecord, mirror: () => string): Prom
     label: `${d.package} ${d.version}`,
     reporter: ctx.reporter,
     stats: ctx.stats,
+    ...ctx.network,
   });
   ctx.stats.debsDownloaded++;
   return path;
