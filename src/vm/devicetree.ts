@@ -1,10 +1,13 @@
 // The device tree Ringvisor hands to a Linux guest for its "virt"-like board: RAM, harts, the PLIC,
-// a 16550 UART and virtio-mmio slots. Timer and IPIs go through SBI, so there is no CLINT node.
+// a 16550 UART, a Goldfish RTC and virtio-mmio slots. Timer and IPIs go through SBI, so there is
+// no CLINT node.
 // Bindings: Documentation/devicetree/bindings/riscv/{cpus,extensions}.yaml,
-// interrupt-controller/sifive,plic-1.0.0.yaml, serial/8250.yaml, virtio/mmio.yaml in Linux.
+// interrupt-controller/sifive,plic-1.0.0.yaml, serial/8250.yaml, virtio/mmio.yaml in Linux; the
+// RTC node is the one QEMU's virt board gives (Linux's rtc-goldfish.c reads only reg and the IRQ).
 import { Fdt, type FdtNode } from "./fdt.js";
 import { plicWindowSize } from "../devices/plic.js";
 import { UART_CLOCK_HZ, UART_SIZE } from "../devices/uart16550.js";
+import { GOLDFISH_RTC_SIZE } from "../devices/goldfish-rtc.js";
 
 export interface DeviceTreeConfig {
   memBase: bigint;
@@ -16,6 +19,7 @@ export interface DeviceTreeConfig {
   bootargs: string;
   initrd?: { start: bigint; end: bigint };
   uart: { base: bigint; irq: number };
+  rtc?: { base: bigint; irq: number };
   plic: { base: bigint; ndev: number };
   virtio: Array<{ base: bigint; irq: number }>;
 }
@@ -75,6 +79,13 @@ export function deviceTree(cfg: DeviceTreeConfig): Fdt {
   serial.u64("reg", cfg.uart.base, UART_SIZE);
   serial.u32("clock-frequency", UART_CLOCK_HZ);
   serial.u32("interrupts", cfg.uart.irq).u32("interrupt-parent", plicPhandle);
+
+  if (cfg.rtc) {
+    const rtc = soc.child(unitName("rtc", cfg.rtc.base));
+    rtc.string("compatible", "google,goldfish-rtc");
+    rtc.u64("reg", cfg.rtc.base, GOLDFISH_RTC_SIZE);
+    rtc.u32("interrupts", cfg.rtc.irq).u32("interrupt-parent", plicPhandle);
+  }
 
   for (const v of cfg.virtio) {
     const node = soc.child(unitName("virtio_mmio", v.base));

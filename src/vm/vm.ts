@@ -1,15 +1,16 @@
 // One virtual machine on the "virt"-like board: RAM at 0x8000_0000, harts, a 16550 UART, a PLIC,
-// firmware SBI in the host. In `native` mode the guest kernel runs in the hart's real S-mode and
-// the host is its M-mode firmware: every ecall and every trap that reaches M-mode ends run() and
-// is handled here. In `trap-and-emulate` mode the guest kernel runs deprivileged under the VMM
-// (src/vmm/vcpu.ts), its RAM is machine frames from anywhere behind a p2m, and what reaches the
-// host is the same: hypercalls, MMIO, idle.
+// a Goldfish RTC, firmware SBI in the host. In `native` mode the guest kernel runs in the hart's
+// real S-mode and the host is its M-mode firmware: every ecall and every trap that reaches M-mode
+// ends run() and is handled here. In `trap-and-emulate` mode the guest kernel runs deprivileged
+// under the VMM (src/vmm/vcpu.ts), its RAM is machine frames from anywhere behind a p2m, and what
+// reaches the host is the same: hypercalls, MMIO, idle.
 import { MachineMemory } from "../machine/memory.js";
 import { Hart, Exit, instantiateHart } from "../hart/hart.js";
 import * as L from "../hart/layout.js";
 import { Bus } from "../devices/bus.js";
 import { Uart16550 } from "../devices/uart16550.js";
 import { Plic } from "../devices/plic.js";
+import { GoldfishRtc, GOLDFISH_RTC_SIZE } from "../devices/goldfish-rtc.js";
 import { buildDeviceTree } from "./devicetree.js";
 import { planBoot } from "./kernel.js";
 import { Sbi, type SbiPlatform, SBI_SUCCESS, SBI_ERR_ALREADY_AVAILABLE, SBI_ERR_INVALID_ADDRESS, SBI_ERR_INVALID_PARAM, SBI_ERR_NOT_SUPPORTED,
@@ -23,6 +24,8 @@ import { readVmmStats, type VmmStats } from "../vmm/stats.js";
 export const RAM_BASE = 0x8000_0000n;
 export const UART_BASE = 0x1000_0000n;
 export const UART_IRQ = 10;
+export const RTC_BASE = 0x10_1000n; // where QEMU's virt has its Goldfish RTC, with the same IRQ
+export const RTC_IRQ = 11;
 export const PLIC_BASE = 0x0c00_0000n;
 export const PLIC_NDEV = 31;
 export const TIMEBASE_HZ = 10_000_000;
@@ -96,6 +99,7 @@ export class Vm {
   readonly bus = new Bus();
   readonly uart: Uart16550;
   readonly plic: Plic;
+  readonly rtc: GoldfishRtc;
   readonly sbi: Sbi;
   readonly guestMem: GuestMemory & { read(gpa: bigint, length: number): Uint8Array };
   readonly p2m: P2m | undefined;
@@ -134,6 +138,9 @@ export class Vm {
     this.plic = new Plic(PLIC_NDEV, cfg.cpus * 2, (ctx, on) => this.externalInterrupt(ctx, on));
     this.uart = new Uart16550(this.plic.irqLine(UART_IRQ), (b) => this.consoleOut(b));
     this.bus.map(UART_BASE, 0x100n, this.uart);
+    // Its alarm raises the line from a host timer; the PLIC's output then wakes the run loop.
+    this.rtc = new GoldfishRtc(this.plic.irqLine(RTC_IRQ));
+    this.bus.map(RTC_BASE, GOLDFISH_RTC_SIZE, this.rtc);
     this.bus.map(PLIC_BASE, 0x400_0000n, this.plic);
 
     for (let i = 0; i < cfg.cpus; i++) {
@@ -179,6 +186,7 @@ export class Vm {
       bootargs,
       initrd,
       uart: { base: UART_BASE, irq: UART_IRQ },
+      rtc: { base: RTC_BASE, irq: RTC_IRQ },
       plic: { base: PLIC_BASE, ndev: PLIC_NDEV },
       virtio: [],
     });
@@ -253,6 +261,7 @@ export class Vm {
 
   private finish(status: number, reason: string): void {
     if (this.result) return;
+    this.rtc.close();
     const seconds = Number(process.hrtime.bigint() - this.t0) / 1e9;
     this.result = { status, reason, seconds, instructions: this.instructions() };
   }

@@ -5,9 +5,9 @@
 // Notable differences from QEMU 7.2's virt tree (all deliberate):
 // - No CLINT node: timer and IPIs go through SBI (TIME, IPI extensions). Linux's timer-riscv and
 //   SBI IPI code need nothing from the tree for that.
-// - No fw-cfg, cfi-flash, PCIe host, goldfish RTC (Linux then starts at the epoch unless told the
-//   time), sifive,test syscon with poweroff/reboot nodes (SBI SRST does it), platform-bus, or
-//   riscv,pmu node (no SBI PMU extension).
+// - No fw-cfg, cfi-flash, PCIe host, sifive,test syscon with poweroff/reboot nodes (SBI SRST does
+//   it), platform-bus, or riscv,pmu node (no SBI PMU extension). The goldfish RTC is there, at
+//   QEMU's address and IRQ.
 // - /chosen has no rng-seed: the kernel's RNG then seeds itself from jitter and boots a little
 //   slower to a "crng init done"; worth adding once the VMM has a source of randomness to pass.
 // - Each cpu has riscv,isa-base and riscv,isa-extensions (QEMU 7.2 predates them); Linux 6.x reads
@@ -176,6 +176,7 @@ function board(over: Partial<DeviceTreeConfig> = {}): DeviceTreeConfig {
     bootargs: "console=ttyS0 earlycon",
     initrd: { start: 0x8420_0000n, end: 0x8480_0000n },
     uart: { base: 0x1000_0000n, irq: 10 },
+    rtc: { base: 0x10_1000n, irq: 11 },
     plic: { base: 0x0c00_0000n, ndev: 31 },
     virtio: [{ base: 0x1000_1000n, irq: 1 }, { base: 0x1000_2000n, irq: 2 }],
     ...over,
@@ -243,6 +244,13 @@ test("the board tree has what Linux needs, with the right values", () => {
   assert.deepEqual(cells(serial.props.get("interrupts")), [10]);
   assert.deepEqual(cells(serial.props.get("interrupt-parent")), [plicPh]);
 
+  const rtc = path(soc, "rtc@101000");
+  assert.ok(rtc, "the RTC node is /soc/rtc@101000");
+  assert.deepEqual(strs(rtc.props.get("compatible")), ["google,goldfish-rtc"]);
+  assert.deepEqual(cells(rtc.props.get("reg")), [0, 0x10_1000, 0, 0x1000]);
+  assert.deepEqual(cells(rtc.props.get("interrupts")), [11]);
+  assert.deepEqual(cells(rtc.props.get("interrupt-parent")), [plicPh]);
+
   const v2 = path(soc, "virtio_mmio@10002000")!;
   assert.deepEqual(strs(v2.props.get("compatible")), ["virtio,mmio"]);
   assert.deepEqual(cells(v2.props.get("reg")), [0, 0x1000_2000, 0, 0x1000]);
@@ -254,13 +262,14 @@ test("the board tree has what Linux needs, with the right values", () => {
 });
 
 test("no initrd means no initrd properties; options are honoured", () => {
-  const { root } = parse(buildDeviceTree(board({ initrd: undefined, harts: 1, mmuType: "riscv,sv48", timebaseFrequency: 1_000_000, virtio: [] })));
+  const { root } = parse(buildDeviceTree(board({ initrd: undefined, harts: 1, mmuType: "riscv,sv48", timebaseFrequency: 1_000_000, virtio: [], rtc: undefined })));
   const chosen = path(root, "chosen")!;
   assert.ok(!chosen.props.has("linux,initrd-start") && !chosen.props.has("linux,initrd-end"));
   assert.deepEqual(strs(path(root, "cpus/cpu@0")!.props.get("mmu-type")), ["riscv,sv48"]);
   assert.deepEqual(cells(path(root, "cpus")!.props.get("timebase-frequency")), [1_000_000]);
   assert.equal(path(root, "cpus/cpu@1"), undefined);
   assert.equal(path(root, "soc")!.children.filter((c) => c.name.startsWith("virtio_mmio")).length, 0);
+  assert.equal(path(root, "soc")!.children.filter((c) => c.name.startsWith("rtc")).length, 0);
 });
 
 test("riscv,isa-extensions follows the ISA string", () => {
@@ -308,13 +317,17 @@ test("every property QEMU's virt gives Linux for the same devices is present", {
   assert.deepEqual(missing(path(qemu, "cpus/cpu@0")!, path(ours, "cpus/cpu@0")!), []);
   assert.deepEqual(missing(path(qemu, "cpus/cpu@0/interrupt-controller")!, path(ours, "cpus/cpu@0/interrupt-controller")!), []);
   assert.deepEqual(missing(path(qemu, "soc")!, path(ours, "soc")!), []);
-  for (const compat of ["sifive,plic-1.0.0", "ns16550a", "virtio,mmio"]) {
+  for (const compat of ["sifive,plic-1.0.0", "ns16550a", "virtio,mmio", "google,goldfish-rtc"]) {
     assert.deepEqual(missing(byCompat(qemu, compat), byCompat(ours, compat)), [], compat);
   }
   // Same values where the boards agree.
   const qs = byCompat(qemu, "ns16550a");
   const os = byCompat(ours, "ns16550a");
   for (const k of ["reg", "interrupts", "clock-frequency"]) assert.deepEqual(os.props.get(k), qs.props.get(k), k);
+  const qr = byCompat(qemu, "google,goldfish-rtc");
+  const or = byCompat(ours, "google,goldfish-rtc");
+  assert.equal(or.name, qr.name, "same node name");
+  for (const k of ["reg", "interrupts"]) assert.deepEqual(or.props.get(k), qr.props.get(k), `rtc ${k}`);
   assert.deepEqual(path(ours, "cpus")!.props.get("timebase-frequency"), path(qemu, "cpus")!.props.get("timebase-frequency"));
   assert.deepEqual(strs(path(ours, "chosen")!.props.get("stdout-path")), strs(path(qemu, "chosen")!.props.get("stdout-path")));
 });
