@@ -48,6 +48,10 @@ export interface MmioAccess {
   value: bigint; // store data
 }
 
+export type HartCounter = "cycle" | "instret";
+const COUNTER_SLOT: Record<HartCounter, number> = { cycle: L.HART_CYCLE_DELTA, instret: L.HART_INSTRET_DELTA };
+const COUNTER_INHIBIT: Record<HartCounter, bigint> = { cycle: 1n << 0n, instret: 1n << 2n };
+
 export class Hart {
   private regs: BigInt64Array;
 
@@ -68,7 +72,34 @@ export class Hart {
   x(i: number): bigint { return this.regs[i]!; }
   setX(i: number, v: bigint): void { if (i !== 0) this.regs[i] = BigInt.asIntN(64, v); }
   f(i: number): bigint { return this.regs[32 + i]!; }
+  // The hart's own count of retired instructions (time, budgets, markers, statistics). The
+  // guest's minstret is counter("instret"): the guest may write and stop that one.
   get instret(): bigint { return this.field(L.HART_INSTRET); }
+
+  // mcycle and minstret as the instruction at pc will read them, and their mcountinhibit bits
+  // (privileged spec 3.1.11, 3.1.13): the host-side twin of the hart's CSR code (csr.ts), for
+  // firmware that programs the counters while the hart is stopped.
+  counter(c: HartCounter): bigint {
+    const slot = this.field(COUNTER_SLOT[c]);
+    return BigInt.asUintN(64, this.counterStopped(c) ? slot : this.instret + slot);
+  }
+
+  setCounter(c: HartCounter, v: bigint): void {
+    this.setField(COUNTER_SLOT[c], BigInt.asIntN(64, this.counterStopped(c) ? v : v - this.instret));
+  }
+
+  counterStopped(c: HartCounter): boolean {
+    return (this.field(L.HART_MCOUNTINHIBIT) & COUNTER_INHIBIT[c]) !== 0n;
+  }
+
+  // Stopping or restarting a counter keeps the value it reads.
+  stopCounter(c: HartCounter, stop: boolean): void {
+    if (this.counterStopped(c) === stop) return;
+    const v = this.counter(c);
+    const inhibit = this.field(L.HART_MCOUNTINHIBIT);
+    this.setField(L.HART_MCOUNTINHIBIT, stop ? inhibit | COUNTER_INHIBIT[c] : inhibit & ~COUNTER_INHIBIT[c]);
+    this.setCounter(c, v);
+  }
   // The time CSR now: it runs on from the last setClock() at num/den ticks per instruction.
   get time(): bigint {
     const den = this.field(L.HART_TIME_DEN);

@@ -29,8 +29,12 @@ export const HART_SATP = 680;
 export const HART_SCOUNTEREN = 688;
 export const HART_SENVCFG = 696;
 export const HART_MHARTID = 704;
-export const HART_INSTRET = 712; // minstret
-export const HART_CYCLE_DELTA = 720; // mcycle = minstret + delta (one instruction per cycle)
+// The hart's own count of retired instructions: it drives the time CSR between host updates, the
+// run budget, markers and statistics, and nothing the guest does changes it.
+export const HART_INSTRET = 712;
+// mcycle and minstret as software sees them (one instruction per cycle): HART_INSTRET plus these
+// offsets while the counter runs; while mcountinhibit.CY (IR) stops it, the frozen value itself.
+export const HART_CYCLE_DELTA = 720;
 export const HART_TIME = 728; // the time CSR at minstret = HART_TIME_INSTRET; written by the host
 export const HART_WFI = 736; // nonzero while the hart waits for an interrupt
 export const HART_RES_ADDR = 744; // LR reservation: physical host offset, -1 when none
@@ -57,6 +61,7 @@ export const HART_TIME_DEN = 864; // 0: time stands still
 // Nonzero: RAM is backed frame by frame through this p2m table (u32 machine frame numbers, one per
 // 4 KiB of the window) instead of one contiguous run at HART_RAM_HOST.
 export const HART_RAM_P2M = 872;
+export const HART_INSTRET_DELTA = 880; // see HART_CYCLE_DELTA
 
 // Counters that explain behaviour (read by the host; never reset by the hart).
 export const HART_STAT_TLB_MISS = 896;

@@ -4,7 +4,7 @@
 // ends run() and is handled here. In `trap-and-emulate` mode the guest kernel runs deprivileged
 // under the VMM (src/vmm/vcpu.ts), its RAM is machine frames from anywhere behind a p2m, and what
 // reaches the host is the same: hypercalls, MMIO, idle.
-import { MachineMemory } from "../machine/memory.js";
+import { MachineMemory, MAX_MACHINE_BYTES } from "../machine/memory.js";
 import { Hart, Exit, instantiateHart } from "../hart/hart.js";
 import * as L from "../hart/layout.js";
 import { Bus } from "../devices/bus.js";
@@ -121,7 +121,9 @@ export class Vm {
     const native = cfg.virt === "native";
     const pool = cfg.shadowPoolFrames ?? DEFAULT_POOL_FRAMES;
     const vmmBytes = native ? 0 : cfg.cpus * (2 * L.HART_STATE_BYTES + pool * 4100 + (128 << 10));
-    this.mem = new MachineMemory(cfg.memBytes + cfg.cpus * L.HART_STATE_BYTES + vmmBytes + (4 << 20));
+    // Room for scattered RAM to leave contiguous runs free for the hypervisor's own blocks: the
+    // capacity is only address space until the buffer grows into it.
+    this.mem = new MachineMemory(MAX_MACHINE_BYTES, cfg.memBytes + cfg.cpus * L.HART_STATE_BYTES + vmmBytes + (4 << 20));
     this.wasm = instantiateHart(this.mem) as VmmExports;
     this.wasm.enableMarker(cfg.markers ? 1 : 0);
     if (native) {
@@ -256,6 +258,7 @@ export class Vm {
         this.guestMem.write(pa, bytes);
         return true;
       },
+      counters: (h) => this.cpus[h]!.core.hart, // the real hart under the VMM: its counters are the guest's
     };
   }
 

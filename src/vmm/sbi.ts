@@ -1,6 +1,8 @@
 // The RISC-V Supervisor Binary Interface, v2.0: what a supervisor's `ecall` asks of the layer
 // below it. In native mode that layer is firmware; under the hypervisor these are hypercalls.
-// Extensions: BASE, TIME, IPI, RFENCE, HSM, SRST, DBCN and the legacy v0.1 calls.
+// Extensions: BASE, TIME, IPI, RFENCE, HSM, SRST, PMU (src/vmm/pmu.ts), DBCN and the legacy v0.1
+// calls.
+import { Pmu, FW_EVENTS, type PmuHart } from "./pmu.js";
 
 export const SBI_SUCCESS = 0n;
 export const SBI_ERR_FAILED = -1n;
@@ -8,7 +10,9 @@ export const SBI_ERR_NOT_SUPPORTED = -2n;
 export const SBI_ERR_INVALID_PARAM = -3n;
 export const SBI_ERR_INVALID_ADDRESS = -5n;
 export const SBI_ERR_ALREADY_AVAILABLE = -6n;
+export const SBI_ERR_ALREADY_STARTED = -7n;
 export const SBI_ERR_ALREADY_STOPPED = -8n;
+export const SBI_ERR_NO_SHMEM = -9n;
 
 export const EXT_BASE = 0x10n;
 export const EXT_TIME = 0x54494d45n;
@@ -16,11 +20,12 @@ export const EXT_IPI = 0x735049n;
 export const EXT_RFENCE = 0x52464e43n;
 export const EXT_HSM = 0x48534dn;
 export const EXT_SRST = 0x53525354n;
+export const EXT_PMU = 0x504d55n;
 export const EXT_DBCN = 0x4442434en;
 
 const EXTENSION_NAMES = new Map<bigint, string>([
   [EXT_BASE, "BASE"], [EXT_TIME, "TIME"], [EXT_IPI, "IPI"], [EXT_RFENCE, "RFENCE"],
-  [EXT_HSM, "HSM"], [EXT_SRST, "SRST"], [EXT_DBCN, "DBCN"],
+  [EXT_HSM, "HSM"], [EXT_SRST, "SRST"], [EXT_PMU, "PMU"], [EXT_DBCN, "DBCN"],
 ]);
 
 export const SPEC_VERSION = (2n << 24n) | 0n; // 2.0
@@ -53,6 +58,8 @@ export interface SbiPlatform {
   consoleRead(max: number): Uint8Array;
   readGuest(pa: bigint, len: number): Uint8Array | undefined;
   writeGuest(pa: bigint, bytes: Uint8Array): boolean;
+  // The hart's mcycle/minstret as the guest sees them, for the PMU extension.
+  counters(hart: number): PmuHart;
 }
 
 export interface SbiArgs {
@@ -71,10 +78,33 @@ export interface SbiResult {
 const ok = (value = 0n): SbiResult => ({ error: SBI_SUCCESS, value });
 const err = (error: bigint): SbiResult => ({ error, value: 0n });
 
+// The firmware events (SBI 11.4) of each remote fence, by RFENCE function ID (and of the legacy
+// remote fences, SBI 5.6-5.8): [sent by the caller, received by each target].
+const RFENCE_EVENTS: readonly (readonly [number, number])[] = [
+  [FW_EVENTS.FENCE_I_SENT, FW_EVENTS.FENCE_I_RECEIVED],
+  [FW_EVENTS.SFENCE_VMA_SENT, FW_EVENTS.SFENCE_VMA_RECEIVED],
+  [FW_EVENTS.SFENCE_VMA_ASID_SENT, FW_EVENTS.SFENCE_VMA_ASID_RECEIVED],
+  [FW_EVENTS.HFENCE_GVMA_VMID_SENT, FW_EVENTS.HFENCE_GVMA_VMID_RECEIVED],
+  [FW_EVENTS.HFENCE_GVMA_SENT, FW_EVENTS.HFENCE_GVMA_RECEIVED],
+  [FW_EVENTS.HFENCE_VVMA_ASID_SENT, FW_EVENTS.HFENCE_VVMA_ASID_RECEIVED],
+  [FW_EVENTS.HFENCE_VVMA_SENT, FW_EVENTS.HFENCE_VVMA_RECEIVED],
+];
+
 export class Sbi {
   readonly calls = new Map<string, number>();
+  readonly pmu: Pmu;
 
-  constructor(private readonly p: SbiPlatform) {}
+  constructor(private readonly p: SbiPlatform) {
+    this.pmu = new Pmu(p.hartCount, (h) => p.counters(h));
+  }
+
+  // One request sent from `from` to each of `to`, counted as firmware events for the PMU.
+  private sent(from: number, to: number[], [sent, received]: readonly [number, number]): void {
+    for (const h of to) {
+      this.pmu.event(from, sent);
+      this.pmu.event(h, received);
+    }
+  }
 
   private count(eid: bigint): void {
     const name = EXTENSION_NAMES.get(eid) ?? (eid <= 8n ? "legacy" : `0x${eid.toString(16)}`);
@@ -112,12 +142,14 @@ export class Sbi {
         return err(SBI_ERR_NOT_SUPPORTED);
       case EXT_TIME:
         if (fid !== 0n) return err(SBI_ERR_NOT_SUPPORTED);
+        this.pmu.event(hart, FW_EVENTS.SET_TIMER);
         p.setTimer(hart, a[0]!);
         return ok();
       case EXT_IPI: {
         if (fid !== 0n) return err(SBI_ERR_NOT_SUPPORTED);
         const harts = this.maskedHarts(a[0]!, a[1]!);
         if (!harts) return err(SBI_ERR_INVALID_PARAM);
+        this.sent(hart, harts, [FW_EVENTS.IPI_SENT, FW_EVENTS.IPI_RECEIVED]);
         for (const h of harts) p.sendIpi(h);
         return ok();
       }
@@ -129,6 +161,7 @@ export class Sbi {
         // their range on; the hypervisor fences (3-6) flush everything, which the spec permits.
         // A start and size of 0, or a size of all ones, mean the whole address space.
         const whole = (a[2] === 0n && a[3] === 0n) || a[3] === 0xffff_ffff_ffff_ffffn;
+        this.sent(hart, harts, RFENCE_EVENTS[Number(fid)]!);
         for (const h of harts) {
           if (fid === 1n && !whole) p.remoteSfence(h, a[2]!, a[3]!);
           else if (fid === 2n) p.remoteSfence(h, whole ? undefined : a[2]!, whole ? undefined : a[3]!, a[4]!);
@@ -138,7 +171,11 @@ export class Sbi {
       }
       case EXT_HSM:
         switch (fid) {
-          case 0n: return this.hartIndex(a[0]!, (h) => ({ error: p.hartStart(h, a[1]!, a[2]!), value: 0n }));
+          case 0n: return this.hartIndex(a[0]!, (h) => {
+            const e = p.hartStart(h, a[1]!, a[2]!);
+            if (e === SBI_SUCCESS) this.pmu.hartStarted(h);
+            return { error: e, value: 0n };
+          });
           case 1n: {
             const e = p.hartStop(hart);
             return e === SBI_SUCCESS ? { error: e, value: 0n, noReturn: true } : err(e);
@@ -155,6 +192,8 @@ export class Sbi {
         p.systemReset(type, reason);
         return { error: SBI_SUCCESS, value: 0n, noReturn: true };
       }
+      case EXT_PMU:
+        return this.pmu.call(hart, fid, a);
       case EXT_DBCN:
         switch (fid) {
           case 0n: { // console_write(num_bytes, base_lo, base_hi)
@@ -185,7 +224,7 @@ export class Sbi {
     const p = this.p;
     const done = (value = 0n): SbiResult => ({ error: value, value: 0n, legacy: true });
     switch (eid) {
-      case 0n: p.setTimer(hart, a[0]!); return done();
+      case 0n: this.pmu.event(hart, FW_EVENTS.SET_TIMER); p.setTimer(hart, a[0]!); return done();
       case 1n: p.consoleWrite(Uint8Array.of(Number(a[0]! & 0xffn))); return done();
       case 2n: {
         const c = p.consoleRead(1);
@@ -196,8 +235,11 @@ export class Sbi {
         const maskBytes = p.readGuest(a[0]!, 8);
         if (!maskBytes) return done(SBI_ERR_INVALID_ADDRESS);
         const mask = new DataView(maskBytes.buffer, maskBytes.byteOffset, 8).getBigUint64(0, true);
-        for (let h = 0; h < p.hartCount && h < 64; h++) {
-          if (((mask >> BigInt(h)) & 1n) === 0n) continue;
+        const harts: number[] = [];
+        for (let h = 0; h < p.hartCount && h < 64; h++) if (((mask >> BigInt(h)) & 1n) !== 0n) harts.push(h);
+        // 4 send_ipi, 5 remote_fence_i, 6 remote_sfence_vma, 7 remote_sfence_vma_asid
+        this.sent(hart, harts, eid === 4n ? [FW_EVENTS.IPI_SENT, FW_EVENTS.IPI_RECEIVED] : RFENCE_EVENTS[Number(eid) - 5]!);
+        for (const h of harts) {
           if (eid === 4n) p.sendIpi(h);
           else if (eid !== 5n) p.remoteSfence(h);
         }

@@ -38,9 +38,18 @@ export interface ExecCore {
 // The SBI boot and HSM hart_start state (SBI 9.1): supervisor mode at pc with a0 and a1, paging
 // off, sstatus.SIE clear, not waiting. The privileged state lives in core.irq (the hart itself
 // natively, the virtual block under the VMM), the registers in core.hart.
+//
+// scounteren = CY | TM | IR, as OpenSBI leaves it for every hart it starts (sbi_hart.c,
+// mstatus_init): a kernel that does not program scounteren itself (one without the SBI PMU
+// driver, or before it probes) still lets user code read time, and Linux's vDSO clock_gettime
+// reads the time CSR from U-mode. Under the VMM this is the guest's virtual scounteren; the real
+// hart follows it in virtual U (src/vmm/asm/vcpu.ts sync).
+const SCOUNTEREN_AT_START = 7n;
+
 function enterSupervisor(core: ExecCore, pc: bigint, a0: bigint, a1: bigint): void {
   const v = core.irq;
   v.priv = L.PRIV_S;
+  v.setCsr(L.HART_SCOUNTEREN, SCOUNTEREN_AT_START);
   v.setCsr(L.HART_SATP, 0n);
   v.setCsr(L.HART_MSTATUS, v.csr(L.HART_MSTATUS) & ~0x2n);
   v.setCsr(L.HART_WFI, 0n);

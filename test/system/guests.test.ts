@@ -15,6 +15,7 @@ interface KernelEntry {
   name: string;
   elf: string;
   checks: number;
+  qemuArgs?: string[]; // appended to the QEMU command line for this kernel
 }
 
 interface Manifest {
@@ -56,16 +57,16 @@ function runOnRingvisor(elf: string, mode: string): { status: number | null; out
 }
 
 // QEMU's stdio console drops bytes when stdout is a pipe that would block: it writes to a file.
-function runOnQemu(elf: string, name: string): { status: number | null; output: string } {
-  const out = join(dir, `${name}.out`);
+function runOnQemu(elf: string, k: KernelEntry): { status: number | null; output: string } {
+  const out = join(dir, `${k.name}.out`);
   closeSync(openSync(out, "w"));
-  const argv = fill(manifest.qemu, elf, out);
+  const argv = [...fill(manifest.qemu, elf, out), ...(k.qemuArgs ?? [])];
   const r = spawnSync(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], timeout: 120_000 });
   return { status: r.status, output: kernelOutput(readFileSync(out, "latin1")) };
 }
 
 test("the manifest lists the whole suite", () => {
-  assert.deepEqual(manifest.kernels.map((k) => k.name).sort(), ["csr", "fp", "hostile", "interrupts", "paging", "sbi", "traps"]);
+  assert.deepEqual(manifest.kernels.map((k) => k.name).sort(), ["csr", "fp", "hostile", "interrupts", "paging", "pmu", "sbi", "traps"]);
 });
 
 for (const k of manifest.kernels) {
@@ -87,7 +88,7 @@ for (const k of manifest.kernels) {
   }
   test(`guest ${k.name}: same output as QEMU`, { skip: !haveQemu && "QEMU is not installed" }, () => {
     assert.ok(existsSync(elf), `${elf} was not built`);
-    const ref = runOnQemu(elf, k.name);
+    const ref = runOnQemu(elf, k);
     assert.ok(ref.output.endsWith(`PASS ${k.checks} checks\n`), `${k.name} failed under QEMU:\n${ref.output}`);
     assert.equal(runOnRingvisor(elf, "native").output, ref.output);
   });

@@ -37,6 +37,8 @@ for n in "${names[@]}"; do
         : > "$raw"
         cmd=()
         for a in "${qemu[@]}"; do a="${a//\{elf\}/$elf}"; cmd+=("${a//\{out\}/$raw}"); done
+        mapfile -t extra < <(node -e 'for (const k of require(process.argv[1]).kernels) if (k.name === process.argv[2]) for (const a of k.qemuArgs ?? []) console.log(a)' "$here/manifest.json" "$n")
+        cmd+=("${extra[@]}")
         timeout 120 "${cmd[@]}" < /dev/null > /dev/null 2>&1 || true
         strip < "$raw" > "$out/out/$n.qemu"
         if diff -u "$out/out/$n.qemu" "$out/out/$n.$mode"; then

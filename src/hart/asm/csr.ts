@@ -4,11 +4,11 @@ import {
   HART_PRIV, HART_FCSR, HART_MSTATUS, HART_MISA, HART_MEDELEG, HART_MIDELEG, HART_MIE, HART_MIP,
   HART_MTVEC, HART_MSCRATCH, HART_MEPC, HART_MCAUSE, HART_MTVAL, HART_MCOUNTEREN, HART_STVEC,
   HART_SSCRATCH, HART_SEPC, HART_SCAUSE, HART_STVAL, HART_SATP, HART_SCOUNTEREN, HART_MHARTID,
-  HART_CYCLE_DELTA, HART_TIME, HART_MCOUNTINHIBIT, HART_STAT_SATP, HART_TIME_INSTRET, HART_TIME_NUM,
-  HART_TIME_DEN,
+  HART_CYCLE_DELTA, HART_INSTRET_DELTA, HART_TIME, HART_MCOUNTINHIBIT, HART_STAT_SATP, HART_TIME_INSTRET,
+  HART_TIME_NUM, HART_TIME_DEN,
 } from "../layout";
 import {
-  S, raise, markCtx, markIrq, getX, setX, dirtyFS, gCount, gBase, setBase, CAUSE_ILLEGAL, MS_SIE, MS_MIE,
+  S, raise, markCtx, markIrq, getX, setX, dirtyFS, gCount, gBase, CAUSE_ILLEGAL, MS_SIE, MS_MIE,
   MS_SPIE, MS_MPIE, MS_SPP, MS_MPP, MS_FS, MS_MPRV, MS_SUM, MS_MXR, MS_TVM, MS_TW, MS_TSR,
   MS_UXL_SXL, MS_SD,
 } from "./state";
@@ -24,8 +24,47 @@ const MEDELEG_WRITABLE: i64 = 0xB3FF; // ecall from M (11) and reserved causes a
 const S_INTERRUPTS: i64 = 0x222; // SSI, STI, SEI
 const ALL_INTERRUPTS: i64 = 0xAAA;
 
-// Architectural minstret as the instruction after this one will see it.
-function instret(): i64 { return gBase + gCount - 1; }
+// The hart's own count of retired instructions as this instruction sees it (it does not count
+// itself). The time CSR runs on it; the guest's mcycle/minstret are offsets from it.
+function retired(): i64 { return gBase + gCount - 1; }
+
+// mcountinhibit (privileged spec 3.1.13): CY and IR stop mcycle and minstret; TM is read-only 0,
+// and the hpm counters, read-only zero here, have nothing to stop.
+const INHIBIT_CY: i64 = 1 << 0;
+const INHIBIT_IR: i64 = 1 << 2;
+const MCOUNTINHIBIT_WRITABLE: i64 = 0xFFFF_FFFD;
+
+// mcycle/minstret: `slot` holds the offset from the hart's count while the counter runs and the
+// frozen value while its mcountinhibit bit is set, so stopping or writing a counter never
+// touches the count that drives time and budgets.
+function readCounter(slot: usize, bit: i64): i64 {
+  const v = load<i64>(S + slot);
+  return (load<i64>(S + HART_MCOUNTINHIBIT) & bit) != 0 ? v : retired() + v;
+}
+
+// "Any CSR write takes effect after the writing instruction has otherwise completed" (privileged
+// spec 3.1.11): the instruction after it reads the value written, so the write replaces the
+// writer's own increment.
+function writeCounter(slot: usize, bit: i64, v: i64): void {
+  store<i64>(S + slot, (load<i64>(S + HART_MCOUNTINHIBIT) & bit) != 0 ? v : v - (gBase + gCount));
+}
+
+// Switching a counter between running and stopped converts its slot between the two forms, at
+// the value the next instruction would read.
+function writeMcountinhibit(v: i64): void {
+  const old = load<i64>(S + HART_MCOUNTINHIBIT);
+  const n = v & MCOUNTINHIBIT_WRITABLE;
+  const next = gBase + gCount;
+  if (((old ^ n) & INHIBIT_CY) != 0) {
+    const d = load<i64>(S + HART_CYCLE_DELTA);
+    store<i64>(S + HART_CYCLE_DELTA, (n & INHIBIT_CY) != 0 ? next + d : d - next);
+  }
+  if (((old ^ n) & INHIBIT_IR) != 0) {
+    const d = load<i64>(S + HART_INSTRET_DELTA);
+    store<i64>(S + HART_INSTRET_DELTA, (n & INHIBIT_IR) != 0 ? next + d : d - next);
+  }
+  store<i64>(S + HART_MCOUNTINHIBIT, n);
+}
 
 function writeMstatus(v: i64): void {
   const old = load<i64>(S + HART_MSTATUS);
@@ -53,14 +92,14 @@ function read(csr: i32, p: i32): i64 {
     case 0x001: return load<i64>(S + HART_FCSR) & 0x1F;
     case 0x002: return (load<i64>(S + HART_FCSR) >>> 5) & 7;
     case 0x003: return load<i64>(S + HART_FCSR) & 0xFF;
-    case 0xC00: case 0xB00: return instret() + load<i64>(S + HART_CYCLE_DELTA);
+    case 0xC00: case 0xB00: return readCounter(HART_CYCLE_DELTA, INHIBIT_CY);
     case 0xC01: {
       const den = load<i64>(S + HART_TIME_DEN);
       if (den <= 0) return load<i64>(S + HART_TIME);
-      const ticks = (instret() - load<i64>(S + HART_TIME_INSTRET)) * load<i64>(S + HART_TIME_NUM) / den;
+      const ticks = (retired() - load<i64>(S + HART_TIME_INSTRET)) * load<i64>(S + HART_TIME_NUM) / den;
       return load<i64>(S + HART_TIME) + (ticks > 0 ? ticks : 0);
     }
-    case 0xC02: case 0xB02: return instret();
+    case 0xC02: case 0xB02: return readCounter(HART_INSTRET_DELTA, INHIBIT_IR);
     case 0x100: return load<i64>(S + HART_MSTATUS) & SSTATUS_READ;
     case 0x104: return load<i64>(S + HART_MIE) & load<i64>(S + HART_MIDELEG);
     case 0x105: return load<i64>(S + HART_STVEC);
@@ -104,8 +143,8 @@ function write(csr: i32, v: i64, p: i32): void {
     case 0x001: store<i64>(S + HART_FCSR, (load<i64>(S + HART_FCSR) & ~0x1F) | (v & 0x1F)); dirtyFS(); return;
     case 0x002: store<i64>(S + HART_FCSR, (load<i64>(S + HART_FCSR) & 0x1F) | ((v & 7) << 5)); dirtyFS(); return;
     case 0x003: store<i64>(S + HART_FCSR, v & 0xFF); dirtyFS(); return;
-    case 0xB00: store<i64>(S + HART_CYCLE_DELTA, v - (gBase + gCount)); return;
-    case 0xB02: setBase(v - gCount); return;
+    case 0xB00: writeCounter(HART_CYCLE_DELTA, INHIBIT_CY, v); return;
+    case 0xB02: writeCounter(HART_INSTRET_DELTA, INHIBIT_IR, v); return;
     case 0x100: {
       const ms = load<i64>(S + HART_MSTATUS);
       writeMstatus((ms & ~SSTATUS_WRITABLE) | (v & SSTATUS_WRITABLE));
@@ -148,7 +187,7 @@ function write(csr: i32, v: i64, p: i32): void {
     case 0x305: store<i64>(S + HART_MTVEC, v & ~2); return;
     case 0x306: store<i64>(S + HART_MCOUNTEREN, v & 0xFFFF_FFFF); return;
     case 0x30A: return;
-    case 0x320: store<i64>(S + HART_MCOUNTINHIBIT, v & 0xFFFF_FFFD); return;
+    case 0x320: writeMcountinhibit(v); return;
     case 0x340: store<i64>(S + HART_MSCRATCH, v); return;
     case 0x341: store<i64>(S + HART_MEPC, v & ~1); return;
     case 0x342: store<i64>(S + HART_MCAUSE, v); return;

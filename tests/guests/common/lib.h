@@ -45,6 +45,7 @@ struct sbiret sbi_call(u64 ext, u64 fid, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4,
 #define SBI_EXT_RFENCE 0x52464E43UL
 #define SBI_EXT_HSM    0x48534DUL
 #define SBI_EXT_SRST   0x53525354UL
+#define SBI_EXT_PMU    0x504D55UL
 #define SBI_EXT_DBCN   0x4442434EUL
 #define SBI_SUCCESS                0
 #define SBI_ERR_FAILED            -1
@@ -55,6 +56,7 @@ struct sbiret sbi_call(u64 ext, u64 fid, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4,
 #define SBI_ERR_ALREADY_AVAILABLE -6
 #define SBI_ERR_ALREADY_STARTED   -7
 #define SBI_ERR_ALREADY_STOPPED   -8
+#define SBI_ERR_NO_SHMEM          -9
 i64 sbi_probe(u64 ext);               /* BASE probe_extension: 0 if absent */
 struct sbiret sbi_set_timer(u64 stime);
 struct sbiret sbi_send_ipi(u64 mask, u64 base);
