@@ -4,7 +4,8 @@ import { closeSync, openSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { Command, Option } from "commander";
 import { positiveInt, memMiB, readInput } from "./args.js";
-import { Vm, MAX_CPUS, VIRT_MODES, type VirtMode, type RunResult } from "../vm/vm.js";
+import { MAX_CPUS, VIRT_MODES, type VirtMode, type RunResult, type Vm } from "../vm/vm.js";
+import { Host } from "../host/host.js";
 import { UserError } from "../errors.js";
 import { ensureDefaultGuest } from "../host/images/pull.js";
 import { exitTable } from "../vmm/stats.js";
@@ -40,7 +41,7 @@ export function registerRunCommand(program: Command): void {
     .option("--mem <MiB>", "guest RAM in MiB", memMiB, 512)
     .option("--cpus <n>", `number of virtual CPUs, 1 to ${MAX_CPUS}`, positiveInt, 1)
     .addOption(new Option("--virt <mode>", `how the guest is run: ${VIRT_MODES.join(", ")}`).default("trap-and-emulate"))
-    .option("--scatter-frames <seed>", "trap-and-emulate: back guest RAM with machine frames in a seeded random order", positiveInt)
+    .option("--scatter-frames <seed>", "back guest RAM with machine frames in a seeded random order", positiveInt)
     .addOption(new Option("--on-eof <action>", "when piped input ends: poweroff (end the guest's shell once the last command is done, which powers the default guest off) or wait (run until the guest powers off)").default("poweroff"))
     .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
     .option("--stats", "print execution statistics at exit (exits by reason, shadow paging)")
@@ -65,9 +66,6 @@ function checkOptions(opts: RunOptions): void {
   if (opts.mem < 16) throw new UserError(`--mem ${opts.mem} MiB is too small; a Linux guest needs at least 16 MiB`);
   if (opts.kernel === "") throw new UserError("--kernel needs a path (leave the flag out to boot the default Debian guest)");
   if (opts.initrd === "") throw new UserError("--initrd needs a path");
-  if (opts.scatterFrames !== undefined && opts.virt === "native") {
-    throw new UserError("--scatter-frames needs --virt trap-and-emulate: under --virt native the guest's RAM is one contiguous block of machine memory");
-  }
   if (opts.statsJson !== undefined) checkWritable(opts.statsJson, "--stats-json");
 }
 
@@ -100,7 +98,8 @@ async function runCommand(opts: RunOptions): Promise<number> {
   // Terminal queries the guest's shell sends (ash asks for the cursor position after each
   // prompt) mean nothing in a file or a pipe, and no terminal will answer them there.
   const filter = out.isTTY ? undefined : new QueryFilter();
-  const vm = new Vm({
+  const host = new Host();
+  const vm = host.createVm({
     kernel,
     initrd,
     cmdline: opts.append ?? DEFAULT_CMDLINE,
@@ -143,7 +142,8 @@ async function runCommand(opts: RunOptions): Promise<number> {
 
   let r: RunResult;
   try {
-    r = await vm.run();
+    host.start(vm);
+    r = await vm.finished;
   } finally {
     if (pacer) clearInterval(pacer);
     stdin.off("data", onData);

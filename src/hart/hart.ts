@@ -12,7 +12,6 @@ export interface HartExports {
   hostTrap(state: number, cause: bigint, tval: bigint): number;
   flushTlb(state: number): void;
   pendingIrq(state: number): bigint;
-  enableMarker(on: number): void;
 }
 
 export const Exit = {
@@ -134,6 +133,7 @@ export class Hart {
   }
 
   setFlags(flags: number): void { this.setField(L.HART_FLAGS, BigInt(flags)); }
+  addFlags(flags: number): void { this.setField(L.HART_FLAGS, this.field(L.HART_FLAGS) | BigInt(flags)); }
 
   // The MMIO access that the last EXIT_MMIO describes.
   mmio(): MmioAccess {

@@ -94,6 +94,7 @@ export const SUPER_ENTRIES = 256;
 export const HART_STATE_BYTES = 262144;
 
 export const FLAG_EXIT_ON_MTRAP = 1; // traps that would enter M-mode end run() (the host is M-mode)
+export const FLAG_MARKERS = 2; // the marker instruction (slti x0, x0, 0x7a5) ends run() with EXIT_MARKER
 
 // Exit codes of run().
 export const EXIT_BUDGET = 0; // budget spent

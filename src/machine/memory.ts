@@ -205,34 +205,35 @@ export type FrameKind = "ram" | "p2m" | "hart" | "vmm" | "shadow";
 
 // The frames one owner (a VM) holds, by kind. release() gives every one of them back.
 export class FrameAccount {
-  private readonly held = new Map<number, { n: number; kind: FrameKind }>(); // byte offset -> run
+  private readonly runs = new Map<number, { n: number; kind: FrameKind }>(); // byte offset -> contiguous run
+  private readonly singles = new Map<FrameKind, number[]>(); // frames allocated one by one
   private readonly byKind = new Map<FrameKind, number>();
 
   constructor(readonly mem: MachineMemory, readonly name: string) {}
 
   contiguous(kind: FrameKind, n: number, alignFrames = 1): number {
     const off = this.mem.allocContiguous(n, alignFrames);
-    this.note(off, n, kind);
+    this.runs.set(off, { n, kind });
+    this.add(kind, n);
     return off;
   }
 
   frames(kind: FrameKind, n: number, scattered = false, seed = 1): number[] {
     const offs = this.mem.allocFrames(n, scattered, seed);
-    for (const off of offs) this.note(off, 1, kind);
+    const list = this.singles.get(kind) ?? [];
+    for (const off of offs) list.push(off);
+    this.singles.set(kind, list);
+    this.add(kind, n);
     return offs;
   }
 
+  // Gives back a contiguous run this account allocated.
   free(offset: number): void {
-    const run = this.held.get(offset);
-    if (!run) throw new Error(`${this.name} does not hold the frame at 0x${offset.toString(16)}`);
-    this.held.delete(offset);
-    this.byKind.set(run.kind, this.byKind.get(run.kind)! - run.n);
+    const run = this.runs.get(offset);
+    if (!run) throw new Error(`${this.name} holds no run of frames at 0x${offset.toString(16)}`);
+    this.runs.delete(offset);
+    this.add(run.kind, -run.n);
     this.mem.free(offset, run.n);
-  }
-
-  holds(offset: number): boolean {
-    for (const [start, run] of this.held) if (offset >= start && offset < start + run.n * FRAME_BYTES) return true;
-    return false;
   }
 
   get total(): number {
@@ -248,14 +249,15 @@ export class FrameAccount {
   }
 
   release(): void {
-    for (const [off, run] of this.held) this.mem.free(off, run.n);
-    this.held.clear();
+    for (const [off, run] of this.runs) this.mem.free(off, run.n);
+    for (const list of this.singles.values()) for (const off of list) this.mem.free(off, 1);
+    this.runs.clear();
+    this.singles.clear();
     this.byKind.clear();
     this.mem.forget(this);
   }
 
-  private note(off: number, n: number, kind: FrameKind): void {
-    this.held.set(off, { n, kind });
+  private add(kind: FrameKind, n: number): void {
     this.byKind.set(kind, (this.byKind.get(kind) ?? 0) + n);
   }
 }

@@ -56,7 +56,7 @@ export class BareMachine {
     this.ram = this.mem.bytesAt(this.ramOffset, memBytes);
     this.hart = new Hart(this.mem, wasm, hartBase, 0);
     this.hart.setRam(RAM_BASE, memBytes, this.ramOffset);
-    wasm.enableMarker(opts.markers ? 1 : 0);
+    if (opts.markers) this.hart.setFlags(L.FLAG_MARKERS);
     this.clint = new Clint(() => this.mtime(), (t) => { this.timeBias += t - this.mtime(); });
     this.bus.map(CLINT_BASE, CLINT_SIZE, this.clint);
   }

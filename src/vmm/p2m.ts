@@ -4,7 +4,7 @@
 // a guest-physical address outside it, or a machine frame not in it, is never reachable by the
 // guest. It lives in machine memory as a flat u32 array (machine frame numbers, 0 = none) so that
 // wasm code (shadow paging) can read it without calling the host.
-import type { MachineMemory } from "../machine/memory.js";
+import type { FrameAccount, MachineMemory } from "../machine/memory.js";
 import { FRAME_BYTES } from "../machine/memory.js";
 import { checkRange, type GuestMemory } from "./guest-memory.js";
 
@@ -16,20 +16,19 @@ export interface P2mStats {
 export class P2m implements GuestMemory {
   readonly frames: number;
   private readonly table: Uint32Array;
+  private readonly mem: MachineMemory;
   readonly tableOffset: number; // byte offset of the table in machine memory
 
-  constructor(
-    private readonly mem: MachineMemory,
-    readonly base: bigint,
-    readonly bytes: number,
-    scatter: (frames: number) => number[] = (n) => mem.allocFrames(n),
-  ) {
+  // RAM frames come from `account`, wherever the allocator has them; `scatterSeed` shuffles them
+  // deterministically (tests use it to show that nothing depends on contiguous frames).
+  constructor(account: FrameAccount, readonly base: bigint, readonly bytes: number, scatterSeed?: number) {
     if (bytes % FRAME_BYTES !== 0) throw new Error(`guest RAM of ${bytes} bytes is not a whole number of frames`);
+    this.mem = account.mem;
     this.frames = bytes / FRAME_BYTES;
     const tableFrames = Math.ceil((this.frames * 4) / FRAME_BYTES);
-    this.tableOffset = mem.allocContiguous(tableFrames);
-    const machine = scatter(this.frames);
-    this.table = new Uint32Array(mem.buffer, this.tableOffset, this.frames);
+    this.tableOffset = account.contiguous("p2m", tableFrames);
+    const machine = account.frames("ram", this.frames, scatterSeed !== undefined, scatterSeed);
+    this.table = new Uint32Array(this.mem.buffer, this.tableOffset, this.frames);
     machine.forEach((offset, i) => { this.table[i] = offset / FRAME_BYTES; });
   }
 
@@ -80,10 +79,5 @@ export class P2m implements GuestMemory {
       if (i === 0 || this.table[i] !== this.table[i - 1]! + 1) runs++;
     }
     return { frames: this.frames, contiguousRuns: runs };
-  }
-
-  free(): void {
-    for (let i = 0; i < this.frames; i++) this.mem.free(this.table[i]! * FRAME_BYTES, 1);
-    this.mem.free(this.tableOffset, Math.ceil((this.frames * 4) / FRAME_BYTES));
   }
 }

@@ -6,7 +6,7 @@
 import { Hart, type HartExports, type MmioAccess } from "../hart/hart.js";
 import * as L from "../hart/layout.js";
 import * as V from "./layout.js";
-import type { MachineMemory } from "../machine/memory.js";
+import type { FrameAccount } from "../machine/memory.js";
 import type { P2m } from "./p2m.js";
 
 export interface VmmExports extends HartExports {
@@ -85,14 +85,15 @@ export class TrapEmulateCore implements ExecCore {
   readonly block: number;
   private readonly view: BigInt64Array;
 
-  constructor(mem: MachineMemory, private readonly wasm: VmmExports, id: number, p2m: P2m, poolFrames = DEFAULT_POOL_FRAMES) {
+  constructor(account: FrameAccount, private readonly wasm: VmmExports, id: number, p2m: P2m, poolFrames = DEFAULT_POOL_FRAMES) {
     if (poolFrames < 8) throw new Error(`a shadow pool of ${poolFrames} frames cannot hold one translation path`);
+    const mem = account.mem;
     const blockBytes = V.VC_BLOCK_BYTES + 4 * poolFrames;
-    this.block = mem.allocContiguous(Math.ceil(blockBytes / 4096));
+    this.block = account.contiguous("vmm", Math.ceil(blockBytes / 4096));
     mem.bytesAt(this.block, blockBytes).fill(0);
-    const pool = mem.allocContiguous(poolFrames);
-    this.hart = new Hart(mem, wasm, mem.allocContiguous(L.HART_STATE_BYTES / 4096), id);
-    this.irq = new Hart(mem, wasm, mem.allocContiguous(L.HART_STATE_BYTES / 4096), id);
+    const pool = account.contiguous("shadow", poolFrames);
+    this.hart = new Hart(mem, wasm, account.contiguous("hart", L.HART_STATE_BYTES / 4096), id);
+    this.irq = new Hart(mem, wasm, account.contiguous("hart", L.HART_STATE_BYTES / 4096), id);
 
     // The virtual hart: the guest's S/U state, its RAM window read through the p2m.
     const v = this.irq;
@@ -158,4 +159,25 @@ export class TrapEmulateCore implements ExecCore {
   mmioDone(value = 0n): void { this.hart.mmioDone(value); }
 
   trap(cause: bigint, tval: bigint): number { return this.wasm.vmmTrap(this.block, cause, BigInt.asIntN(64, tval)); }
+}
+
+export const NO_TIMER = 0xffff_ffff_ffff_ffffn;
+
+// One virtual CPU of a VM: its execution core, its SBI HSM state (SBI 9) and its timer compare
+// value (SBI TIME), which the host checks against the VM's clock between runs.
+export class VCpu {
+  hsm: number;
+  stimecmp = NO_TIMER;
+
+  constructor(readonly id: number, readonly core: ExecCore, stoppedState: number) {
+    this.hsm = stoppedState;
+  }
+
+  get hart(): Hart {
+    return this.core.hart;
+  }
+
+  get irq(): Hart {
+    return this.core.irq;
+  }
 }

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { Vm } from "../../src/vm/vm.js";
+import { Host } from "../../src/host/host.js";
 import { DEFAULT_CMDLINE } from "../../src/cli/run.js";
 import { BOOT_COMPLETE } from "../../src/host/images/initramfs.js";
 import { defaultGuest } from "./guest.js";
@@ -22,12 +22,14 @@ async function until(what: string, cond: () => boolean, ms: number): Promise<voi
 test("a guest sleeping at its shell under trap-and-emulate leaves the host CPU idle", { skip: g.skip, timeout: 240_000 }, async () => {
   const guest = g.need();
   let out = "";
-  const vm = new Vm({
+  const host = new Host();
+  const vm = host.createVm({
     kernel: readFileSync(guest.kernel), initrd: readFileSync(guest.initrd), cmdline: DEFAULT_CMDLINE,
     memBytes: 256 << 20, cpus: 1, virt: "trap-and-emulate",
-    console: (b) => { out += Buffer.from(b).toString("latin1"); },
+    console: (b: Uint8Array) => { out += Buffer.from(b).toString("latin1"); },
   });
-  const done = vm.run();
+  host.start(vm);
+  const done = vm.finished;
   await until("the shell", () => out.includes(BOOT_COMPLETE) && out.includes("# ") && vm.idleSince !== undefined, 200_000);
 
   const wfi0 = vm.stats().cpus[0]!.vmm!.wfi;
@@ -48,4 +50,6 @@ test("a guest sleeping at its shell under trap-and-emulate leaves the host CPU i
   vm.input(new TextEncoder().encode("poweroff -f\n"));
   const r = await done;
   assert.equal(r.status, 0);
+  host.destroy(vm);
+  assert.equal(host.machine.mem.allocatedFrames, 0, "every frame came back");
 });

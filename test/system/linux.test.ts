@@ -117,7 +117,8 @@ const SAME_EVERYWHERE = [
 
 test("the same commands give the same results natively and under trap-and-emulate (scattered RAM)", { ...BOOTS, timeout: 2 * BOOT_TIMEOUT_MS }, () => {
   const commands = [...SAME_EVERYWHERE, "poweroff -f"];
-  const native = drive(["run", "--virt", "native"], commands);
+  const nativeJson = join(dir, "native-stats.json");
+  const native = drive(["run", "--virt", "native", "--scatter-frames", "9", "--stats-json", nativeJson], commands);
   const json = join(dir, "stats.json");
   const te = drive(["run", "--virt", "trap-and-emulate", "--scatter-frames", "5", "--stats", "--stats-json", json], commands);
   for (const { r } of [native, te]) {
@@ -129,14 +130,19 @@ test("the same commands give the same results natively and under trap-and-emulat
     assert.equal(te.out(c), native.out(c), `same output for: ${c}`);
   }
   assert.equal(native.out("sha256sum /init").slice(0, 64), initSha256());
+  // Both ran on scattered machine frames, native mode too (its hart reads RAM through the p2m).
+  const nst = JSON.parse(readFileSync(nativeJson, "utf8")) as { virt: string; ram: { frames: number; contiguousRuns: number } };
+  assert.equal(nst.virt, "native");
+  assert.ok(nst.ram.contiguousRuns > nst.ram.frames / 2, `native RAM is scattered: ${JSON.stringify(nst.ram)}`);
   // The hypervisor really was in the way: privileged work trapped and was emulated.
   const exits = /vCPU 0: ([\d,]+) VMM exits/.exec(te.r.stderr);
   assert.ok(exits && Number(exits[1]!.replace(/,/g, "")) > 100_000, `VMM exits in --stats:\n${te.r.stderr}`);
   assert.match(te.r.stderr, /csr write sstatus/);
   assert.match(te.r.stderr, /reflected ecall from U/);
   // The same counters as JSON.
-  const st = JSON.parse(readFileSync(json, "utf8")) as { virt: string; cpus: { vmm: { exits: number; csr: Record<string, { writes: number }>; shadow: { fills: number; pagesHeld: number; pagesMax: number } } }[] };
+  const st = JSON.parse(readFileSync(json, "utf8")) as { virt: string; ram: { frames: number; contiguousRuns: number }; cpus: { vmm: { exits: number; csr: Record<string, { writes: number }>; shadow: { fills: number; pagesHeld: number; pagesMax: number } } }[] };
   assert.equal(st.virt, "trap-and-emulate");
+  assert.ok(st.ram.contiguousRuns > st.ram.frames / 2, `RAM is scattered: ${JSON.stringify(st.ram)}`);
   const v = st.cpus[0]!.vmm;
   assert.equal(v.exits, Number(exits![1]!.replace(/,/g, "")), "the JSON and the table agree");
   assert.ok(v.csr.sstatus!.writes > 1000 && v.csr.satp!.writes > 10, JSON.stringify(v.csr));

@@ -123,10 +123,6 @@ test("run: --mem too small or beyond the 4 GiB wasm memory is refused clearly", 
   expectRefused(["--mem", "5000"], /--mem <MiB>.*'5000' is invalid.*at most 3584 MiB/);
 });
 
-test("run: --scatter-frames under --virt native is refused, not ignored", () => {
-  expectRefused(["--virt", "native", "--scatter-frames", "3"], /--scatter-frames needs --virt trap-and-emulate/);
-});
-
 test("run: an unwritable --stats-json path is refused before booting", () => {
   expectRefused(["--stats-json", "/nonexistent/dir/s.json"], /--stats-json \/nonexistent\/dir\/s\.json cannot be written: directory \/nonexistent\/dir does not exist/);
   expectRefused(["--stats-json", dir], /is a directory; name a file/);

@@ -125,7 +125,7 @@ test("the same kernel and initrd load identically into scattered machine frames 
   const flat = new Uint8Array(8 * 1024 * 1024);
   p.load(new ContiguousRam(RAM, flat));
   const mem = new MachineMemory(32 << 20);
-  const p2m = new P2m(mem, RAM, 8 << 20, (n) => mem.allocFrames(n, true, 5));
+  const p2m = new P2m(mem.account("vm"), RAM, 8 << 20, 5);
   assert.ok(p2m.stats().contiguousRuns > 1000, "frames are scattered");
   p.load(p2m);
   for (const [addr, len] of [[p.kernelAddr, 0x6000], [p.initrdStart!, initrd.length]] as const) {

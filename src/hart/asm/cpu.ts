@@ -3,7 +3,7 @@
 // current fetch page) lives in locals; everything rare is a call.
 import {
   HART_PC, HART_PRIV, HART_INSTRET, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
-  HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_EXIT_TVAL, HART_RES_ADDR, HART_RES_VALUE, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
+  HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_EXIT_TVAL, HART_RES_ADDR, HART_RES_VALUE, HART_FLAGS, FLAG_MARKERS, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
 } from "../layout";
 import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
@@ -23,8 +23,6 @@ import * as fpu from "./fpu";
 
 // Marker instruction `slti x0, x0, 0x7a5`: a no-op that the host may ask to be told about.
 const MARKER: u32 = 0x7a502013;
-export let markerEnabled: bool = false;
-export function setMarkerEnabled(on: bool): void { markerEnabled = on; }
 
 @inline function X(s: usize, r: u32): i64 { return load<i64>(s + (<usize>r << 3)); }
 @inline function setXr(s: usize, r: u32, v: i64): void { if (r != 0) store<i64>(s + (<usize>r << 3), v); }
@@ -244,6 +242,8 @@ export function run(state: usize, budget: i64): i32 {
   // Traps and interrupts retire nothing but still spend budget, so that a trap storm (say, a
   // trap vector that itself faults) cannot keep run() from returning to the host.
   let limit = budget;
+  // A per-hart flag, not a module global: one instance runs the harts of many VMs.
+  const markers = (load<i64>(s + HART_FLAGS) & FLAG_MARKERS) != 0;
   if (load<i64>(s + HART_WFI) != 0) {
     if ((load<i64>(s + HART_MIP) & load<i64>(s + HART_MIE)) == 0) return EXIT_WFI;
     store<i64>(s + HART_WFI, 0);
@@ -343,7 +343,7 @@ export function run(state: usize, budget: i64): i32 {
                 v = a << (imm & 63);
                 break;
               case 2:
-                if (insn == MARKER && markerEnabled) { slow = SLOW_MARKER; break; }
+                if (insn == MARKER && markers) { slow = SLOW_MARKER; break; }
                 v = a < imm ? 1 : 0;
                 break;
               case 3: v = <u64>a < <u64>imm ? 1 : 0; break;

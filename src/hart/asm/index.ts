@@ -8,7 +8,6 @@ import { S } from "./state";
 import { flushAll } from "./mmu";
 import { MISA_VALUE } from "./csr";
 import { pendingInterrupt } from "./trap";
-import { setMarkerEnabled } from "./cpu";
 
 export { run, mmioDone, hostTrap } from "./cpu";
 
@@ -35,8 +34,4 @@ export function flushTlb(state: usize): void {
 export function pendingIrq(state: usize): i64 {
   S = state;
   return pendingInterrupt();
-}
-
-export function enableMarker(on: bool): void {
-  setMarkerEnabled(on);
 }
