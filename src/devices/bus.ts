@@ -49,6 +49,17 @@ export class Bus {
     return undefined;
   }
 
+  // The device windows, for a physical CPU that posts stores to them.
+  windows(): { base: bigint; size: bigint }[] {
+    return this.maps.map((m) => ({ base: m.base, size: m.size }));
+  }
+
+  // A store that was posted (it decoded to a device when it was made).
+  write(addr: bigint, size: AccessSize, value: bigint): void {
+    const m = this.find(addr);
+    if (m) m.device.write(Number(addr - m.base), size, value);
+  }
+
   // Complete the MMIO access that the hart's last EXIT_MMIO describes. An address nothing decodes
   // is an access fault at the virtual address, delivered to the guest as hardware would.
   serve(h: MmioCpu): void {

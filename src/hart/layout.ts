@@ -62,6 +62,9 @@ export const HART_TIME_DEN = 864; // 0: time stands still
 // 4 KiB of the window) instead of one contiguous run at HART_RAM_HOST.
 export const HART_RAM_P2M = 872;
 export const HART_INSTRET_DELTA = 880; // see HART_CYCLE_DELTA
+// Byte offset of an i32 kick word in machine memory (0: none). Another thread sets it to stop a
+// running hart: run() returns EXIT_BUDGET at its next slow path (a TLB miss, a CSR, a trap...).
+export const HART_KICK_ADDR = 888;
 
 // Counters that explain behaviour (read by the host; never reset by the hart).
 export const HART_STAT_TLB_MISS = 896;

@@ -1,57 +1,81 @@
-// The host: one machine (machine memory and the wasm module), the VMs built on it, and the loop
-// that runs their vCPUs where the credit scheduler (src/vmm/sched.ts) says. Today there is one
-// physical CPU, the host's main thread, which also serves consoles and timers: the loop runs
-// guest code for a few milliseconds at a time and yields to the event loop between, and when no
-// vCPU wants the CPU it sleeps until the earliest guest timer or an event (console input, a
-// device interrupt) wakes it.
+// The host: one machine (machine memory and the wasm module), the VMs built on it, physical CPUs
+// (worker threads, pcpu.ts) and the dispatcher that hands vCPUs to them where the credit
+// scheduler (src/vmm/sched.ts) says. The main thread never runs guest code: it serves the exits
+// physical CPUs hand back (MMIO, SBI calls), consoles, device timers, and the scheduling.
+//
+// Dispatch is event-driven: a pass runs whenever something may have changed (a vCPU handed back,
+// an interrupt raised, a timer due) and gives every idle physical CPU the best runnable vCPU. A
+// vCPU handed back for an exit that the host serves goes straight back to the same physical CPU
+// while its slice lasts; one that waits for an interrupt (WFI) is blocked until an interrupt or
+// its timer wakes it, boosted.
 //
 // Ownership: the host, its machine's frame allocator, its VMs and the scheduler belong to the
-// main thread.
+// main thread; a vCPU's blocks belong to the physical CPU running it (VCpu.held) until it is
+// handed back (see src/vmm/vcb.ts for what other threads may touch meanwhile).
+import { availableParallelism } from "node:os";
 import { Machine, defaultMachineBytes } from "../machine/machine.js";
 import { FRAME_BYTES, mib, OutOfMachineMemory } from "../machine/memory.js";
 import * as L from "../hart/layout.js";
-import { Vm, type VmConfig, type VmStats } from "../vm/vm.js";
-import { CreditScheduler, type SchedVcpu, type VcpuSchedStats } from "../vmm/sched.js";
-import { DEFAULT_POOL_FRAMES, type VCpu } from "../vmm/vcpu.js";
+import { Exit } from "../hart/hart.js";
+import { Vm, TIMEBASE_HZ, type VmConfig, type VmStats } from "../vm/vm.js";
+import { CreditScheduler, type SchedVcpu, type VcpuSchedStats, type Pick as SchedPick } from "../vmm/sched.js";
+import { DEFAULT_POOL_FRAMES, TrapEmulateCore, type VCpu } from "../vmm/vcpu.js";
+import { KICK_LOOK, KICK_STOP, hostClockMs } from "../vmm/vcb.js";
 import { DEFAULT_WEIGHT } from "../vm/spec.js";
 import { UserError } from "../errors.js";
+import { Pcpu, WorkerDied } from "./pcpu.js";
+import * as M from "./mailbox.js";
 
 export interface HostOptions {
   machineBytes?: number;
+  // Physical CPUs (worker threads); default: one per host core.
+  pcpus?: number;
   sliceUs?: number;
   periodUs?: number;
 }
 
 export interface HostStats {
   machine: { capacityBytes: number; allocatedBytes: number; freeBytes: number };
+  pcpus: { runs: number }[];
   vms: (VmStats & { state: string; sched: VcpuSchedStats[] })[];
 }
 
-// How long the loop runs guest code before it lets the event loop serve I/O.
-const TURN_NS = 10_000_000n;
-// An SMP guest's vCPUs share the one physical CPU in short turns: a vCPU spinning on a lock or
-// waiting for an IPI answer would otherwise wait for the other's whole slice.
-const SMP_TURN_NS = 1_000_000n;
+// With fewer physical CPUs than it has vCPUs, an SMP guest's vCPUs take short turns: a vCPU
+// spinning on a lock, or waiting for another's answer to an IPI, would otherwise wait out the
+// other's whole slice.
+const SMP_TURN_MS = 1;
+const POST_DRAIN_MS = 2;
+
+interface Entity {
+  vm: Vm;
+  sched: SchedVcpu;
+}
 
 export class Host {
   readonly machine: Machine;
   readonly sched: CreditScheduler;
+  readonly pcpus: Pcpu[] = [];
   private readonly vms = new Map<string, Vm>();
-  private readonly entities = new Map<VCpu, { vm: Vm; sched: SchedVcpu }>();
+  private readonly entities = new Map<VCpu, Entity>();
   private readonly bySched = new Map<SchedVcpu, VCpu>();
-  private loop: Promise<void> | undefined;
-  private wakeLoop: (() => void) | undefined;
+  private readonly running = new Map<VCpu, Pcpu>();
+  private passQueued = false;
+  private timer: NodeJS.Timeout | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
   private nextName = 1;
-  private readonly t0 = process.hrtime.bigint();
-  idleSleeps = 0;
+  private readonly t0 = hostClockMs();
+  private closed = false;
 
   constructor(opts: HostOptions = {}) {
+    const n = opts.pcpus ?? availableParallelism();
+    if (!Number.isInteger(n) || n < 1 || n > 64) throw new UserError(`--pcpus must be between 1 and 64 (got ${n})`);
     this.machine = new Machine(opts.machineBytes ?? defaultMachineBytes());
-    this.sched = new CreditScheduler({ pcpus: 1, sliceUs: opts.sliceUs, periodUs: opts.periodUs });
+    this.sched = new CreditScheduler({ pcpus: n, sliceUs: opts.sliceUs, periodUs: opts.periodUs });
+    for (let i = 0; i < n; i++) this.pcpus.push(new Pcpu(i, this.machine.mem));
   }
 
   private nowUs(): number {
-    return Number(process.hrtime.bigint() - this.t0) / 1000;
+    return (hostClockMs() - this.t0) * 1000;
   }
 
   // Builds a VM, paused, from the host's frames; refuses one that does not fit, saying what is free.
@@ -64,7 +88,7 @@ export class Host {
       throw new OutOfMachineMemory(`VM ${name} needs about ${mib(need)} of machine memory (${cfg.memBytes >> 20} MiB RAM plus the hypervisor's structures); ${mib(free)} of ${mib(this.machine.mem.capacityFrames)} is free`);
     }
     const vm = new Vm(this.machine, { ...cfg, name });
-    vm.onWake = () => this.wakeLoop?.();
+    vm.onWake = (v) => this.wake(v);
     this.vms.set(name, vm);
     return vm;
   }
@@ -83,11 +107,15 @@ export class Host {
       this.entities.set(v, { vm, sched: sv.vcpus[i]! });
       this.bySched.set(sv.vcpus[i]!, v);
     });
-    this.loop ??= this.run().finally(() => { this.loop = undefined; });
+    for (const p of this.pcpus) p.keepAlive(true);
+    this.queuePass();
   }
 
-  // Stops a VM if it runs and gives back every frame it held.
-  destroy(vm: Vm): void {
+  // Stops a VM if it runs, waits until no physical CPU holds any of its vCPUs, and gives back
+  // every frame it held.
+  async destroy(vm: Vm): Promise<void> {
+    if (vm.state === "running") vm.stop(130, "destroyed by the host");
+    while (vm.vcpus.some((v) => v.held)) await new Promise((r) => setTimeout(r, 1));
     vm.dispose();
     this.forget(vm);
     this.vms.delete(vm.name);
@@ -101,6 +129,15 @@ export class Host {
     return this.vms.get(name);
   }
 
+  // Ends the worker threads; VMs still running are stopped first.
+  async close(): Promise<void> {
+    for (const vm of this.list()) await this.destroy(vm);
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.drainTimer) clearInterval(this.drainTimer);
+    for (const p of this.pcpus) p.close();
+  }
+
   stats(): HostStats {
     const mem = this.machine.mem;
     return {
@@ -109,6 +146,7 @@ export class Host {
         allocatedBytes: (mem.allocatedFrames + mem.reservedFrames) * FRAME_BYTES,
         freeBytes: mem.freeFrameCount * FRAME_BYTES,
       },
+      pcpus: this.pcpus.map((p) => ({ runs: p.runs })),
       vms: this.list().map((vm) => ({
         ...vm.stats(),
         state: vm.state,
@@ -124,74 +162,172 @@ export class Host {
       if (e) this.bySched.delete(e.sched);
       this.entities.delete(v);
     }
+    // With no VM left to run, the workers no longer keep the process alive.
+    if (this.entities.size === 0) for (const p of this.pcpus) p.keepAlive(false);
   }
 
-  // Runs until no VM is running.
-  private async run(): Promise<void> {
-    for (;;) {
-      let active = false;
-      for (const vm of this.vms.values()) if (vm.state === "running") active = true;
-      if (!active) return;
-      const turnEnd = process.hrtime.bigint() + TURN_NS;
-      let ranAny = false;
-      while (process.hrtime.bigint() < turnEnd) {
-        const now = this.nowUs();
-        this.refresh(now);
-        const pick = this.sched.pick(0, now);
-        if (!pick) break;
-        ranAny = true;
-        const v = this.bySched.get(pick.vcpu)!;
-        const { vm } = this.entities.get(v)!;
-        let until = this.t0 + BigInt(Math.round(pick.untilUs * 1000));
-        if (vm.vcpus.length > 1) until = minBig(until, process.hrtime.bigint() + SMP_TURN_NS);
-        until = minBig(until, turnEnd);
-        const end = vm.runFor(v, until);
-        const after = this.nowUs();
-        this.sched.ran(pick.vcpu, after, after - now, end === "preempted");
-        if (end === "finished") this.forget(vm);
-      }
-      if (!ranAny) {
-        this.idleSleeps++;
-        await this.sleep();
-      } else {
-        await new Promise<void>((r) => setImmediate(r));
+  // Something about `v` changed from outside its run: an interrupt, an IPI, its VM stopped.
+  private wake(v: VCpu): void {
+    if (v.held) {
+      const e = this.entities.get(v);
+      v.vcb.kick(e && e.vm.state !== "running" ? KICK_STOP : KICK_LOOK);
+      return;
+    }
+    this.queuePass();
+  }
+
+  private queuePass(): void {
+    if (this.passQueued || this.closed) return;
+    this.passQueued = true;
+    queueMicrotask(() => {
+      this.passQueued = false;
+      this.pass();
+    });
+  }
+
+  // Gives every idle physical CPU work, preempts for boosted vCPUs, and sets the timer for the
+  // next moment something is due.
+  private pass(): void {
+    const now = this.nowUs();
+    this.refresh(now);
+    for (const p of this.pcpus) {
+      if (p.busy) continue;
+      const pick = this.sched.pick(p.index, now);
+      if (pick) this.dispatch(p, pick, now);
+    }
+    // A boosted vCPU that found no idle physical CPU takes one from a vCPU that is not boosted.
+    for (const [v] of this.running) {
+      const e = this.entities.get(v);
+      if (e && this.sched.shouldPreempt(e.sched)) {
+        v.vcb.kick(KICK_STOP);
+        break;
       }
     }
+    this.armTimer();
   }
 
-  // Tells the scheduler which vCPUs want the CPU; one that comes out of a wait is boosted.
+  // Tells the scheduler which vCPUs the host holds want the CPU; one that comes out of a wait is
+  // boosted. A VM whose vCPUs all wait is idle (the console pacer of `ringvisor run` uses that).
   private refresh(nowUs: number): void {
-    const idleVms = new Map<Vm, boolean>();
+    for (const vm of this.vms.values()) this.forgetIfDone(vm);
+    const idle = new Map<Vm, boolean>();
     for (const [v, { vm, sched }] of this.entities) {
+      if (v.held) {
+        idle.set(vm, false);
+        continue;
+      }
       const wants = vm.wantsCpu(v);
-      if (wants && !sched.runnable && !sched.running) this.sched.wake(sched, nowUs, true);
-      else if (!wants && sched.runnable && !sched.running) this.sched.block(sched, nowUs);
-      idleVms.set(vm, (idleVms.get(vm) ?? true) && !wants);
+      if (wants && !sched.runnable) this.sched.wake(sched, nowUs, true);
+      else if (!wants && sched.runnable) this.sched.block(sched, nowUs);
+      idle.set(vm, (idle.get(vm) ?? true) && !wants);
     }
-    for (const [vm, idle] of idleVms) {
-      if (!idle) vm.idleSince = undefined;
+    for (const [vm, isIdle] of idle) {
+      if (!isIdle) vm.idleSince = undefined;
       else vm.idleSince ??= performance.now();
     }
   }
 
-  // Every vCPU waits: sleep until the earliest guest timer, or until something wakes a vCPU.
-  private async sleep(): Promise<void> {
-    let next: bigint | undefined;
-    for (const [v, { vm }] of this.entities) {
-      const t = vm.wakeTime(v);
-      if (t !== undefined && (next === undefined || t < next)) next = t;
-    }
-    const now = process.hrtime.bigint();
-    const ms = next === undefined ? 50 : Math.min(50, Math.max(0, Number((next - now) / 1_000_000n)));
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => { this.wakeLoop = undefined; resolve(); }, ms);
-      this.wakeLoop = () => { clearTimeout(t); this.wakeLoop = undefined; resolve(); };
-    });
+  private dispatch(p: Pcpu, pick: SchedPick, startUs: number): void {
+    const v = this.bySched.get(pick.vcpu)!;
+    const { vm } = this.entities.get(v)!;
+    let untilMs = this.t0 + pick.untilUs / 1000;
+    if (vm.vcpus.length > this.pcpus.length) untilMs = Math.min(untilMs, hostClockMs() + SMP_TURN_MS);
+    this.hand(p, v, vm, pick, startUs, untilMs);
   }
-}
 
-function minBig(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
+  // Hands `v` to `p` until `untilMs`; when it comes back, serves its exit and either hands it back
+  // at once (its slice goes on) or tells the scheduler how it ended.
+  private hand(p: Pcpu, v: VCpu, vm: Vm, pick: SchedPick, startUs: number, untilMs: number): void {
+    vm.prepare(v);
+    v.held = true;
+    p.busy = true;
+    this.running.set(v, p);
+    // Stores the running vCPUs post reach their devices within a couple of milliseconds.
+    this.drainTimer ??= setInterval(() => {
+      if (this.running.size === 0) {
+        clearInterval(this.drainTimer);
+        this.drainTimer = undefined;
+        return;
+      }
+      for (const vm of this.vms.values()) vm.drainPosted();
+    }, POST_DRAIN_MS).unref();
+    const core = v.core;
+    const te = core instanceof TrapEmulateCore;
+    p.run({
+      trapEmulate: te,
+      core: te ? core.block : core.hart.base,
+      real: core.hart.base,
+      irq: core.irq.base,
+      vcb: v.vcb.offset,
+      timebaseHz: TIMEBASE_HZ,
+      untilMs,
+      chunk: vm.chunk,
+    }).then(
+      (code) => this.handedBack(p, v, vm, pick, startUs, untilMs, code),
+      (e: unknown) => this.crashed(p, v, vm, pick, e),
+    );
+  }
+
+  private handedBack(p: Pcpu, v: VCpu, vm: Vm, pick: SchedPick, startUs: number, untilMs: number, code: number): void {
+    v.held = false;
+    this.running.delete(v);
+    vm.drainPosted();
+    if (code < M.END_BLOCKED && code !== Exit.Budget && code !== Exit.Wfi) vm.serveExit(v, code);
+    const now = this.nowUs();
+    if (vm.state !== "running") {
+      p.busy = false;
+      this.sched.ran(pick.vcpu, now, now - startUs, false);
+      this.forgetIfDone(vm);
+      this.queuePass();
+      return;
+    }
+    const served = code < M.END_BLOCKED;
+    if (served && hostClockMs() < untilMs && !this.closed && vm.wantsCpu(v)) {
+      this.hand(p, v, vm, pick, startUs, untilMs);
+      return;
+    }
+    p.busy = false;
+    this.sched.ran(pick.vcpu, now, now - startUs, vm.wantsCpu(v));
+    this.pass();
+  }
+
+  // A VM that stopped leaves the scheduler once no physical CPU holds any of its vCPUs.
+  private forgetIfDone(vm: Vm): void {
+    if (vm.state !== "running" && !vm.vcpus.some((v) => v.held) && vm.vcpus.some((v) => this.entities.has(v))) this.forget(vm);
+  }
+
+  // A worker died under a vCPU: that VM is reported crashed; the physical CPU is replaced.
+  private crashed(p: Pcpu, v: VCpu, vm: Vm, pick: SchedPick, e: unknown): void {
+    v.held = false;
+    p.busy = false;
+    this.running.delete(v);
+    const why = e instanceof WorkerDied ? e.message : `internal error on a physical CPU: ${(e as Error).message ?? String(e)}`;
+    vm.stop(71, `crashed: ${why}`);
+    this.sched.ran(pick.vcpu, this.nowUs(), 0, false);
+    this.forgetIfDone(vm);
+    if (!this.closed) p.respawn();
+    this.queuePass();
+  }
+
+  // The next moment a waiting vCPU's timer is due, or the scheduler re-deals credit while some
+  // vCPU waits for it.
+  private armTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.closed || this.entities.size === 0) return;
+    let next = Infinity;
+    let queued = false;
+    for (const [v, { vm, sched }] of this.entities) {
+      if (v.held) continue;
+      if (sched.runnable) queued = true;
+      const t = vm.wakeTime(v);
+      if (t !== undefined && t < next) next = t;
+    }
+    if (queued && this.pcpus.some((p) => !p.busy)) next = Math.min(next, this.t0 + this.sched.nextDeadline() / 1000);
+    if (next === Infinity) return;
+    const ms = Math.max(0, next - hostClockMs());
+    this.timer = setTimeout(() => { this.timer = undefined; this.pass(); }, Math.min(ms, 1000));
+  }
 }
 
 function emptySched(): VcpuSchedStats {
@@ -206,5 +342,5 @@ export function estimateFrames(cfg: Pick<VmConfig, "memBytes" | "cpus" | "virt" 
   const hart = L.HART_STATE_BYTES / FRAME_BYTES;
   const pool = cfg.shadowPoolFrames ?? DEFAULT_POOL_FRAMES;
   const perCpu = cfg.virt === "native" ? hart : 2 * hart + pool + Math.ceil((pool * 4) / FRAME_BYTES) + 32;
-  return ram + p2m + cfg.cpus * perCpu;
+  return ram + p2m + 1 + cfg.cpus * perCpu;
 }

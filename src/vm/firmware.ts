@@ -9,6 +9,7 @@ import {
 import { contains } from "../vmm/guest-memory.js";
 import type { P2m } from "../vmm/p2m.js";
 import type { VCpu } from "../vmm/vcpu.js";
+import { PENDING_SSIP } from "../vmm/vcb.js";
 
 const MIP_SSIP = 1n << 1n;
 const MIP_STIP = 1n << 5n;
@@ -22,6 +23,8 @@ export interface FirmwareHost {
   powerOff(status: number, reason: string): void;
   // A vCPU's interrupt state changed from outside its own run: the host may have to run it.
   wake(vcpu: VCpu): void;
+  // sfence.vma on another vCPU, which may be running on another physical CPU.
+  remoteFence(vcpu: VCpu, start?: bigint, size?: bigint, asid?: bigint): void;
 }
 
 export function firmware(vm: FirmwareHost): Sbi {
@@ -35,11 +38,16 @@ export function firmware(vm: FirmwareHost): Sbi {
     },
     sendIpi: (h) => {
       const c = cpu(h);
-      c.irq.mip |= MIP_SSIP;
+      c.vcb.raise(PENDING_SSIP);
       vm.wake(c);
     },
-    clearIpi: (h) => { cpu(h).irq.mip &= ~MIP_SSIP; },
-    remoteSfence: (h, start, size, asid) => cpu(h).core.fence(start, size, asid),
+    // Legacy clear_ipi, of the calling hart only (SBI 5.4).
+    clearIpi: (h) => {
+      const c = cpu(h);
+      c.vcb.lower(PENDING_SSIP);
+      c.irq.mip &= ~MIP_SSIP;
+    },
+    remoteSfence: (h, start, size, asid) => vm.remoteFence(cpu(h), start, size, asid),
     hartStart: (h, addr, opaque) => {
       const c = cpu(h);
       if (c.hsm !== HSM_STOPPED) return SBI_ERR_ALREADY_AVAILABLE; // SBI 9.1: already started
@@ -73,6 +81,7 @@ export function firmware(vm: FirmwareHost): Sbi {
       return true;
     },
     counters: (h) => cpu(h).hart, // the real hart under the VMM: its counters are the guest's
+    setTimersElsewhere: (h) => cpu(h).vcb.setTimers,
   };
   return new Sbi(platform);
 }

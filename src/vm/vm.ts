@@ -15,7 +15,7 @@ import type { FrameAccount, FrameKind } from "../machine/memory.js";
 import { FRAME_BYTES } from "../machine/memory.js";
 import { Hart, Exit } from "../hart/hart.js";
 import * as L from "../hart/layout.js";
-import { Bus } from "../devices/bus.js";
+import { Bus, type AccessSize } from "../devices/bus.js";
 import { Uart16550 } from "../devices/uart16550.js";
 import { Plic } from "../devices/plic.js";
 import { GoldfishRtc } from "../devices/goldfish-rtc.js";
@@ -28,12 +28,14 @@ import { UserError } from "../errors.js";
 import { P2m, type P2mStats } from "../vmm/p2m.js";
 import { NativeCore, TrapEmulateCore, VCpu, NO_TIMER, type ExecCore, type VmmExports } from "../vmm/vcpu.js";
 import { readVmmStats, type VmmStats } from "../vmm/stats.js";
+import { Vcb, VCB_BYTES, PENDING_SEIP, guestTicks, hostClockMs } from "../vmm/vcb.js";
+import { MMIO_ALIAS } from "../vmm/layout.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode } from "./spec.js";
 
 export { RAM_BASE, TIMEBASE_HZ, MAX_CPUS, VIRT_MODES, type VirtMode };
 
 const MIP_STIP = 1n << 5n;
-const MIP_SEIP = 1n << 9n;
+const MIP_SEIP = 1n << 9n; // the PLIC's line: raised through the vCPU's control block
 const CAUSE_ECALL_S = 9n;
 // What firmware delegates to the supervisor (as OpenSBI does, plus illegal instructions and
 // access faults, which this firmware has no reason to see): misaligned accesses never trap here.
@@ -88,8 +90,6 @@ export interface RunResult {
 }
 
 export type VmState = "created" | "running" | "stopped" | "disposed";
-// How a run of one vCPU ended: it waits for an interrupt, its time is up, or the VM is done.
-export type RunEnd = "blocked" | "preempted" | "finished";
 
 // Between host updates the time CSR advances with retired instructions at the guest's recent
 // speed, so a guest spinning on `time` (udelay) sees it move within a slice.
@@ -118,16 +118,17 @@ export class Vm {
   onWake: ((v: VCpu) => void) | undefined;
   private resolveFinished!: (r: RunResult) => void;
   private readonly memBytes: number;
-  private t0 = 0n;
-  private ips = INITIAL_IPS; // measured guest instructions per second, for the time CSR
-  private readonly slice: number;
+  private t0Ms = 0; // host clock (ms since the epoch) at boot: guest time 0
+  private fencesAsked: Promise<void>[] = [];
+  // Guest instructions per run() call: SMP guests switch vCPUs more often.
+  readonly chunk: number;
 
   constructor(readonly machine: Machine, private readonly cfg: VmConfig) {
     if (cfg.cpus < 1 || cfg.cpus > MAX_CPUS) throw new UserError(`--cpus must be between 1 and ${MAX_CPUS} (got ${cfg.cpus})`);
     this.name = cfg.name ?? "vm";
     this.memBytes = cfg.memBytes;
     this.wasm = machine.wasm as VmmExports;
-    this.slice = cfg.cpus === 1 ? 400_000 : 50_000;
+    this.chunk = cfg.cpus === 1 ? 400_000 : 50_000;
     this.finished = new Promise((r) => { this.resolveFinished = r; });
     this.account = machine.mem.account(this.name);
     try {
@@ -139,13 +140,22 @@ export class Vm {
       this.bus.map(UART.base, UART.size, this.uart);
       this.bus.map(RTC.base, RTC.size, this.rtc);
       this.bus.map(PLIC.base, plicSize(cfg.cpus), this.plic);
-      for (let i = 0; i < cfg.cpus; i++) this.vcpus.push(new VCpu(i, this.core(i), HSM_STOPPED));
+      const vcbs = this.account.contiguous("vmm", Math.ceil((cfg.cpus * VCB_BYTES) / FRAME_BYTES));
+      machine.mem.bytesAt(vcbs, cfg.cpus * VCB_BYTES).fill(0);
+      for (let i = 0; i < cfg.cpus; i++) {
+        const vcb = new Vcb(machine.mem.buffer, vcbs + i * VCB_BYTES);
+        vcb.ips = INITIAL_IPS;
+        const core = this.core(i);
+        vcb.setPostable(this.bus.windows(), core instanceof TrapEmulateCore ? BigInt(MMIO_ALIAS) : 0n);
+        this.vcpus.push(new VCpu(i, core, HSM_STOPPED, vcb));
+      }
       this.sbi = firmware({
         vcpus: this.vcpus,
         ram: this.ram,
         consoleOut: (b) => this.consoleOut(b),
         powerOff: (status, reason) => this.finish(status, reason),
         wake: (v) => this.onWake?.(v),
+        remoteFence: (v, start, size, asid) => this.remoteFence(v, start, size, asid),
       });
     } catch (e) {
       this.account.release();
@@ -198,7 +208,8 @@ export class Vm {
     const boot = this.vcpus[0]!;
     boot.core.enterSupervisor(plan.entry, 0n, plan.dtbAddr);
     boot.hsm = HSM_STARTED;
-    this.t0 = process.hrtime.bigint();
+    this.t0Ms = hostClockMs();
+    for (const v of this.vcpus) v.vcb.t0 = this.t0Ms;
     this.state = "running";
   }
 
@@ -214,85 +225,77 @@ export class Vm {
   private externalInterrupt(ctx: number, on: boolean): void {
     const cpu = this.vcpus[ctx >> 1];
     if (!cpu || (ctx & 1) === 0) return; // M-mode contexts: the firmware takes no interrupts
-    cpu.irq.mip = on ? cpu.irq.mip | MIP_SEIP : cpu.irq.mip & ~MIP_SEIP;
-    if (on) this.onWake?.(cpu);
+    if (on) cpu.vcb.raise(PENDING_SEIP);
+    else cpu.vcb.lower(PENDING_SEIP);
+    this.onWake?.(cpu);
   }
 
-  // Guest time: 10 MHz, advancing with the host clock while the VM runs.
+  // A remote sfence.vma: done at once on a vCPU the host holds; asked of one a physical CPU is
+  // running, which the calling vCPU then waits for (see trap()).
+  private remoteFence(v: VCpu, start?: bigint, size?: bigint, asid?: bigint): void {
+    if (!v.held) {
+      v.core.fence(start, size, asid);
+      return;
+    }
+    this.fencesAsked.push(v.vcb.requestFence());
+  }
+
+  // Guest time: 10 MHz, advancing with the host clock while the VM runs (the same clock on every
+  // thread, so a vCPU's time does not depend on which physical CPU runs it).
   now(): bigint {
-    return ((process.hrtime.bigint() - this.t0) * BigInt(TIMEBASE_HZ)) / 1_000_000_000n;
+    return guestTicks(this.t0Ms, hostClockMs(), TIMEBASE_HZ);
   }
 
-  // The host time (process.hrtime ns) at which guest time reaches `ticks`.
-  hostTimeOf(ticks: bigint): bigint {
-    return this.t0 + (ticks * 1_000_000_000n) / BigInt(TIMEBASE_HZ);
+  // The host clock (ms since the epoch) at which guest time reaches `ticks`.
+  hostTimeOf(ticks: bigint): number {
+    return this.t0Ms + Number(ticks) / (TIMEBASE_HZ / 1000);
   }
 
-  // Does this vCPU want a physical CPU now? Brings its timer interrupt up to date first.
+  // Does this vCPU want a physical CPU now? The host holds it: interrupt lines raised from
+  // outside and its timer are brought into its mip first.
   wantsCpu(v: VCpu): boolean {
-    if (this.state !== "running" || v.hsm !== HSM_STARTED) return false;
+    if (this.state !== "running" || v.hsm !== HSM_STARTED || v.fenceWait) return false;
+    v.irq.mip = v.vcb.mergeInto(v.irq.mip);
     if (this.now() >= v.stimecmp) v.irq.mip |= MIP_STIP;
     return !v.irq.waiting || (v.irq.mip & v.irq.mie) !== 0n;
   }
 
-  // When a vCPU that waits will want the CPU again by itself: its timer (host ns), if any.
-  wakeTime(v: VCpu): bigint | undefined {
+  // When a vCPU that waits will want the CPU again by itself: its timer (host clock ms), if any.
+  wakeTime(v: VCpu): number | undefined {
     if (this.state !== "running" || v.hsm !== HSM_STARTED || v.stimecmp === NO_TIMER) return undefined;
     return this.hostTimeOf(v.stimecmp);
   }
 
-  // Runs one vCPU until host time `untilNs`, until it waits for an interrupt, or until the VM is done.
-  runFor(v: VCpu, untilNs: bigint): RunEnd {
-    const h = v.hart;
-    for (;;) {
-      if (this.result) return "finished";
-      const now = process.hrtime.bigint();
-      if (now >= untilNs) return "preempted";
-      const t0 = this.now();
-      // Time never goes back: a hart whose clock ran ahead of the host's waits for it.
-      const t = h.time > t0 ? h.time : t0;
-      h.setClock(t, h.instret, BigInt(TIMEBASE_HZ), BigInt(this.ips));
-      if (t >= v.stimecmp) v.irq.mip |= MIP_STIP;
-      if (v.irq.waiting && (v.irq.mip & v.irq.mie) === 0n) return "blocked";
-      let budget = this.slice;
-      if (v.stimecmp > t) {
-        const toTimer = Number(v.stimecmp - t) * (this.ips / TIMEBASE_HZ);
-        if (toTimer < budget) budget = Math.max(1000, Math.ceil(toTimer));
-      }
-      const before = h.instret;
-      this.step(v, budget);
-      this.measure(h.instret - before, process.hrtime.bigint() - now);
-      if (v.hsm !== HSM_STARTED) return "blocked";
+  // Before the host hands a vCPU to a physical CPU: a fence asked while it was last running but
+  // not yet done is done now.
+  prepare(v: VCpu): void {
+    if (v.vcb.takeFence() !== 0) v.core.fence();
+  }
+
+  // Applies the MMIO stores the physical CPUs posted (vcb.ts), each vCPU's in its order.
+  drainPosted(): void {
+    for (const v of this.vcpus) {
+      const n = v.vcb.drain((addr, size, value) => this.bus.write(addr, size as AccessSize, value));
+      if (n > 0) this.exits.set("mmio posted", (this.exits.get("mmio posted") ?? 0) + n);
     }
   }
 
-  private measure(instructions: bigint, ns: bigint): void {
-    if (instructions < 20_000n || ns <= 0n) return;
-    const ips = (Number(instructions) * 1e9) / Number(ns);
-    this.ips = Math.round(this.ips * 0.9 + ips * 0.1);
-  }
-
-  private step(c: VCpu, budget: number): void {
-    const h = c.hart;
-    const code = c.core.run(budget);
+  // Serves the exit a physical CPU handed this vCPU back with (the host holds it again).
+  serveExit(v: VCpu, code: number): void {
+    this.drainPosted();
     switch (code) {
-      case Exit.Budget:
-        return;
-      case Exit.Wfi:
-        this.countExit("wfi");
-        return;
       case Exit.Marker:
-        this.markers.push({ hart: c.id, instret: h.instret, seconds: Number(process.hrtime.bigint() - this.t0) / 1e9 });
+        this.markers.push({ hart: v.id, instret: v.hart.instret, seconds: (hostClockMs() - this.t0Ms) / 1000 });
         return;
       case Exit.Mmio:
         this.countExit("mmio");
-        this.bus.serve(c.core);
+        this.bus.serve(v.core);
         return;
       case Exit.Trap:
-        this.trap(c);
+        this.trap(v);
         return;
       default:
-        throw new Error(`unexpected hart exit ${code}`);
+        this.finish(1, `vCPU ${v.id} stopped with an exit the host does not know (${code})`);
     }
   }
 
@@ -306,6 +309,14 @@ export class Vm {
     this.countExit("sbi");
     const a = [10, 11, 12, 13, 14, 15].map((r) => BigInt.asUintN(64, h.x(r)));
     const r = this.sbi.call(c.id, { eid: BigInt.asUintN(64, h.x(17)), fid: BigInt.asUintN(64, h.x(16)), a });
+    if (this.fencesAsked.length > 0) {
+      const wait = Promise.all(this.fencesAsked).then(() => {
+        c.fenceWait = undefined;
+        this.onWake?.(c);
+      });
+      c.fenceWait = wait;
+      this.fencesAsked = [];
+    }
     if (r.noReturn && c.hsm === HSM_STOPPED) return;
     h.setX(10, r.error);
     if (!r.legacy) h.setX(11, r.value);
@@ -319,7 +330,7 @@ export class Vm {
   private finish(status: number, reason: string): void {
     if (this.result) return;
     this.rtc.close();
-    const seconds = this.t0 === 0n ? 0 : Number(process.hrtime.bigint() - this.t0) / 1e9;
+    const seconds = this.t0Ms === 0 ? 0 : (hostClockMs() - this.t0Ms) / 1000;
     this.result = { status, reason, seconds, instructions: this.instructions() };
     this.state = "stopped";
     this.resolveFinished(this.result);
@@ -340,6 +351,14 @@ export class Vm {
     return this.vcpus.reduce((s, c) => s + c.hart.instret, 0n);
   }
 
+  // SBI calls by extension, with the set_timer calls the physical CPUs served themselves.
+  private sbiCalls(): Record<string, number> {
+    const calls = Object.fromEntries(this.sbi.calls);
+    const timers = this.vcpus.reduce((n, v) => n + v.vcb.setTimers, 0);
+    if (timers > 0) calls.TIME = (calls.TIME ?? 0) + timers;
+    return calls;
+  }
+
   // Every counter, as data (the CLI prints it; the API and metering will serve it).
   stats(): VmStats {
     const frames = this.account.counts();
@@ -348,7 +367,7 @@ export class Vm {
       virt: this.cfg.virt,
       instructions: this.instructions().toString(),
       hostExits: Object.fromEntries(this.exits),
-      sbi: Object.fromEntries(this.sbi.calls),
+      sbi: this.sbiCalls(),
       frames,
       ram: this.ram.stats(),
       overheadBytes: (this.account.total - frames.ram) * FRAME_BYTES,

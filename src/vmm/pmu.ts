@@ -106,7 +106,9 @@ const result = (error: bigint, value = 0n): PmuResult => ({ error, value });
 export class Pmu {
   private readonly harts: HartPmu[];
 
-  constructor(hartCount: number, private readonly hart: (h: number) => PmuHart) {
+  // `elsewhere(h, code)`: events of hart h counted outside this object (a physical CPU serves
+  // set_timer itself and counts it in the vCPU's control block).
+  constructor(hartCount: number, private readonly hart: (h: number) => PmuHart, private readonly elsewhere: (h: number, code: number) => number = () => 0) {
     this.harts = Array.from({ length: hartCount }, () => ({
       hwEvent: new Map(),
       fw: Array.from({ length: FW_COUNTERS }, () => ({ event: undefined, running: false, value: 0n, since: 0 })),
@@ -267,7 +269,7 @@ export class Pmu {
     if (hw) { this.hart(h).stopCounter(hw.counter, false); return; }
     const c = this.harts[h]!.fw[i - FIRST_FW]!;
     if (c.running) return;
-    c.since = this.harts[h]!.tally[c.event!]!;
+    c.since = this.tally(h, c.event!);
     c.running = true;
   }
 
@@ -283,11 +285,15 @@ export class Pmu {
 
   private fwValue(h: number, c: FwCounter): bigint {
     if (!c.running || c.event === undefined) return c.value;
-    return (c.value + BigInt(this.harts[h]!.tally[c.event]! - c.since)) & MASK64;
+    return (c.value + BigInt(this.tally(h, c.event) - c.since)) & MASK64;
   }
 
   private setFwValue(h: number, c: FwCounter, v: bigint): void {
     c.value = v;
-    if (c.event !== undefined) c.since = this.harts[h]!.tally[c.event]!;
+    if (c.event !== undefined) c.since = this.tally(h, c.event);
+  }
+
+  private tally(h: number, code: number): number {
+    return this.harts[h]!.tally[code]! + this.elsewhere(h, code);
   }
 }

@@ -60,6 +60,8 @@ export interface SbiPlatform {
   writeGuest(pa: bigint, bytes: Uint8Array): boolean;
   // The hart's mcycle/minstret as the guest sees them, for the PMU extension.
   counters(hart: number): PmuHart;
+  // set_timer calls of hart h served without this object (by the physical CPU running it).
+  setTimersElsewhere?(hart: number): number;
 }
 
 export interface SbiArgs {
@@ -95,7 +97,7 @@ export class Sbi {
   readonly pmu: Pmu;
 
   constructor(private readonly p: SbiPlatform) {
-    this.pmu = new Pmu(p.hartCount, (h) => p.counters(h));
+    this.pmu = new Pmu(p.hartCount, (h) => p.counters(h), (h, code) => (code === FW_EVENTS.SET_TIMER ? p.setTimersElsewhere?.(h) ?? 0 : 0));
   }
 
   // One request sent from `from` to each of `to`, counted as firmware events for the PMU.

@@ -8,6 +8,7 @@ import * as L from "../hart/layout.js";
 import * as V from "./layout.js";
 import type { FrameAccount } from "../machine/memory.js";
 import type { P2m } from "./p2m.js";
+import { VCB_KICK, type Vcb } from "./vcb.js";
 
 export interface VmmExports extends HartExports {
   vmmRun(vcpu: number, budget: bigint): number;
@@ -163,14 +164,30 @@ export class TrapEmulateCore implements ExecCore {
 
 export const NO_TIMER = 0xffff_ffff_ffff_ffffn;
 
-// One virtual CPU of a VM: its execution core, its SBI HSM state (SBI 9) and its timer compare
-// value (SBI TIME), which the host checks against the VM's clock between runs.
+// One virtual CPU of a VM: its execution core, its SBI HSM state (SBI 9), and its control block
+// (vcb.ts: interrupt lines raised from outside, kicks, fence requests, the timer compare value
+// that SBI TIME sets). `held` is true while a physical CPU (a worker) runs it; then only the
+// control block may be touched from elsewhere.
 export class VCpu {
   hsm: number;
-  stimecmp = NO_TIMER;
+  held = false;
+  // Remote fences this vCPU asked of vCPUs that were running elsewhere: it does not run again
+  // until they are done (SBI RFENCE returns only once the remote harts have fenced).
+  fenceWait: Promise<void> | undefined;
 
-  constructor(readonly id: number, readonly core: ExecCore, stoppedState: number) {
+  constructor(readonly id: number, readonly core: ExecCore, stoppedState: number, readonly vcb: Vcb) {
     this.hsm = stoppedState;
+    vcb.stimecmp = NO_TIMER;
+    // The hart that executes checks the kick word at every slow path.
+    core.hart.setCsr(L.HART_KICK_ADDR, BigInt(vcb.offset + VCB_KICK));
+  }
+
+  get stimecmp(): bigint {
+    return this.vcb.stimecmp;
+  }
+
+  set stimecmp(v: bigint) {
+    this.vcb.stimecmp = v;
   }
 
   get hart(): Hart {

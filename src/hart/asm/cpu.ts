@@ -3,7 +3,7 @@
 // current fetch page) lives in locals; everything rare is a call.
 import {
   HART_PC, HART_PRIV, HART_INSTRET, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
-  HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_EXIT_TVAL, HART_RES_ADDR, HART_RES_VALUE, HART_FLAGS, FLAG_MARKERS, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
+  HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_EXIT_TVAL, HART_RES_ADDR, HART_RES_VALUE, HART_FLAGS, FLAG_MARKERS, HART_KICK_ADDR, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
 } from "../layout";
 import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
@@ -244,6 +244,7 @@ export function run(state: usize, budget: i64): i32 {
   let limit = budget;
   // A per-hart flag, not a module global: one instance runs the harts of many VMs.
   const markers = (load<i64>(s + HART_FLAGS) & FLAG_MARKERS) != 0;
+  const kick = <usize>load<i64>(s + HART_KICK_ADDR);
   if (load<i64>(s + HART_WFI) != 0) {
     if ((load<i64>(s + HART_MIP) & load<i64>(s + HART_MIE)) == 0) return EXIT_WFI;
     store<i64>(s + HART_WFI, 0);
@@ -282,6 +283,8 @@ export function run(state: usize, budget: i64): i32 {
         if (checkInterrupts()) { limit--; pc = gPC; continue; }
       }
     }
+    // Another thread wants this hart stopped (an interrupt to deliver, a fence, preemption).
+    if (kick != 0 && atomic.load<i32>(kick) != 0) break;
     if (count >= limit) break;
 
     let slow = 0;

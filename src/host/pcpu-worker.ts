@@ -1,0 +1,129 @@
+// A physical CPU: a worker thread with its own instance of the hart/VMM wasm module over the
+// host's shared machine memory. It runs one vCPU at a time, as ordered through its mailbox, until
+// the vCPU waits for an interrupt, its time is up, the host kicks it, or it needs the host (MMIO,
+// an SBI call, a marker); then it hands the vCPU back and sleeps until the next order. Between
+// chunks of guest instructions it does what the vCPU's holder must: merge interrupt lines raised
+// from outside (vcb.ts), perform fences asked of it, keep the timer and the time CSR up to date.
+//
+// Ownership: while an order runs, this thread owns the vCPU's hart blocks and VMM block; the
+// mailbox's state word hands them over (see pcpu.ts).
+import { workerData } from "node:worker_threads";
+import * as L from "../hart/layout.js";
+import type { VmmExports } from "../vmm/vcpu.js";
+import { Vcb, guestTicks, hostClockMs, KICK_STOP, VCB_SET_TIMERS, VCB_KICK } from "../vmm/vcb.js";
+import { EXT_TIME } from "../vmm/sbi.js";
+import * as M from "./mailbox.js";
+
+const { memory, module } = workerData as { memory: WebAssembly.Memory; module: WebAssembly.Module; mailbox: SharedArrayBuffer };
+const box = new Int32Array((workerData as { mailbox: SharedArrayBuffer }).mailbox);
+const boxF = new Float64Array((workerData as { mailbox: SharedArrayBuffer }).mailbox);
+const wasm = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as VmmExports;
+
+const MIP_STIP = 1n << 5n;
+const NO_TIMER = 0xffff_ffff_ffff_ffffn;
+const CAUSE_ECALL_S = 9n;
+
+// SBI set_timer (TIME extension, or legacy extension 0), served here: it only sets this vCPU's
+// timer compare value and clears its pending timer interrupt (SBI 6.1), so it need not cost a
+// trip to the host. Anything else the guest asks of the SBI goes to the host.
+function setTimer(real: BigInt64Array, irq: BigInt64Array, vcb: Vcb): boolean {
+  if (field(real, L.HART_EXIT_CAUSE) !== CAUSE_ECALL_S) return false;
+  const eid = BigInt.asUintN(64, real[17]!);
+  const legacy = eid === 0n;
+  if (!legacy && !(eid === EXT_TIME && real[16] === 0n)) return false;
+  vcb.stimecmp = BigInt.asUintN(64, real[10]!);
+  irq[L.HART_MIP / 8] = irq[L.HART_MIP / 8]! & ~MIP_STIP;
+  real[10] = 0n;
+  if (!legacy) real[11] = 0n;
+  real[L.HART_PC / 8] = real[L.HART_PC / 8]! + 4n;
+  Atomics.add(vcb.i32, VCB_SET_TIMERS / 4, 1);
+  return true;
+}
+
+const field = (h: BigInt64Array, off: number): bigint => h[off / 8]!;
+
+// The time CSR of a hart now: it runs on from the last clock setting at num/den ticks per instruction.
+function hartTime(h: BigInt64Array): bigint {
+  const den = field(h, L.HART_TIME_DEN);
+  if (den <= 0n) return field(h, L.HART_TIME);
+  const ticks = ((field(h, L.HART_INSTRET) - field(h, L.HART_TIME_INSTRET)) * field(h, L.HART_TIME_NUM)) / den;
+  return field(h, L.HART_TIME) + (ticks > 0n ? ticks : 0n);
+}
+
+// An MMIO store to a device window is posted (vcb.ts) and completed at once.
+function postStore(real: BigInt64Array, vcb: Vcb): boolean {
+  const info = Number(field(real, L.HART_EXIT_INFO) & 0xffffffffn);
+  if (((info >> 8) & 1) !== 1) return false;
+  const alias = vcb.alias;
+  const addr = BigInt.asUintN(64, field(real, L.HART_EXIT_ADDR));
+  if (addr < alias) return false;
+  if (!vcb.post(addr - alias, info & 0xff, BigInt.asUintN(64, field(real, L.HART_EXIT_DATA)))) return false;
+  wasm.mmioDone(real.byteOffset, 0n);
+  return true;
+}
+
+function runOrder(): number {
+  const buffer = memory.buffer as unknown as SharedArrayBuffer;
+  const te = box[M.KIND] === M.KIND_TRAP_EMULATE;
+  const core = box[M.CORE]!;
+  const real = new BigInt64Array(buffer, box[M.REAL]!, L.HART_STATE_BYTES / 8);
+  const irq = new BigInt64Array(buffer, box[M.IRQ]!, L.HART_STATE_BYTES / 8);
+  const vcb = new Vcb(buffer, box[M.VCB]!);
+  const untilMs = boxF[M.UNTIL_MS]!;
+  const chunk = boxF[M.CHUNK]!;
+  const hz = BigInt(box[M.TIMEBASE]!);
+  const mipAt = L.HART_MIP / 8;
+  for (;;) {
+    if ((vcb.takeKick() & KICK_STOP) !== 0) return M.END_KICKED;
+    if (vcb.takeFence() !== 0) {
+      if (te) wasm.vmmSfence(core, 0n, 1, 0n, 1);
+      else wasm.flushTlb(core);
+    }
+    irq[mipAt] = vcb.mergeInto(irq[mipAt]!);
+    const now = hostClockMs();
+    const t0 = guestTicks(vcb.t0, now, Number(hz));
+    const ht = hartTime(real);
+    const t = ht > t0 ? ht : t0;
+    const ips = vcb.ips;
+    real[L.HART_TIME / 8] = t;
+    real[L.HART_TIME_INSTRET / 8] = real[L.HART_INSTRET / 8]!;
+    real[L.HART_TIME_NUM / 8] = hz;
+    real[L.HART_TIME_DEN / 8] = BigInt(Math.round(ips));
+    const stimecmp = vcb.stimecmp;
+    if (t >= stimecmp) irq[mipAt] = irq[mipAt]! | MIP_STIP;
+    if (field(irq, L.HART_WFI) !== 0n && (irq[mipAt]! & field(irq, L.HART_MIE)) === 0n) return M.END_BLOCKED;
+    if (now >= untilMs) return M.END_PREEMPTED;
+    let budget = chunk;
+    if (stimecmp !== NO_TIMER && stimecmp > t) {
+      const toTimer = Number(stimecmp - t) * (ips / Number(hz));
+      if (toTimer < budget) budget = Math.max(1000, Math.ceil(toTimer));
+    }
+    const before = real[L.HART_INSTRET / 8]!;
+    const w0 = performance.now();
+    const code = te ? wasm.vmmRun(core, BigInt(budget)) : wasm.run(core, BigInt(budget));
+    const ran = Number(real[L.HART_INSTRET / 8]! - before);
+    const ms = performance.now() - w0;
+    if (ran >= 20_000 && ms > 0) vcb.ips = ips * 0.9 + ((ran * 1000) / ms) * 0.1;
+    if (code === L.EXIT_BUDGET || code === L.EXIT_WFI) continue;
+    if (code === L.EXIT_TRAP && setTimer(real, irq, vcb)) continue;
+    if (code === L.EXIT_MMIO && postStore(real, vcb)) continue;
+    return code;
+  }
+}
+
+// The host usually answers an exit within tens of microseconds: spin that long before sleeping,
+// since a futex sleep and wake-up costs about as much again.
+const SPIN_MS = 0.5;
+
+for (;;) {
+  const spinEnd = performance.now() + SPIN_MS;
+  while (Atomics.load(box, M.STATE) === M.STATE_DONE && performance.now() < spinEnd);
+  Atomics.wait(box, M.STATE, M.STATE_DONE);
+  const state = Atomics.load(box, M.STATE);
+  if (state === M.STATE_QUIT) break;
+  if (state !== M.STATE_ORDER) continue;
+  box[M.RESULT] = runOrder();
+  boxF[M.FINISHED_MS] = hostClockMs();
+  Atomics.store(box, M.STATE, M.STATE_DONE);
+  Atomics.notify(box, M.STATE);
+}

@@ -1,0 +1,110 @@
+// The host's side of one physical CPU: a worker thread (pcpu-worker.ts) and its mailbox. run()
+// hands a vCPU to the worker and resolves with how the run ended once the worker hands it back;
+// the main thread never blocks on it (Atomics.waitAsync).
+import { Worker } from "node:worker_threads";
+import { hartModule } from "../hart/hart.js";
+import type { MachineMemory } from "../machine/memory.js";
+import * as M from "./mailbox.js";
+
+export interface RunOrder {
+  trapEmulate: boolean;
+  core: number;
+  real: number;
+  irq: number;
+  vcb: number;
+  timebaseHz: number;
+  untilMs: number;
+  chunk: number;
+}
+
+export class WorkerDied extends Error {
+  override name = "WorkerDied";
+}
+
+export class Pcpu {
+  private worker: Worker;
+  private readonly box: Int32Array;
+  private readonly boxF: Float64Array;
+  private readonly mailbox = new SharedArrayBuffer(M.BYTES);
+  private failed: ((e: Error) => void) | undefined;
+  // The host's: true from the moment it hands this CPU a vCPU until it has dealt with the
+  // hand-back (which may be a new order at once), so no other dispatch slips in between.
+  busy = false;
+  runs = 0;
+
+  constructor(readonly index: number, private readonly mem: MachineMemory) {
+    this.box = new Int32Array(this.mailbox);
+    this.boxF = new Float64Array(this.mailbox);
+    this.worker = this.spawn();
+  }
+
+  private spawn(): Worker {
+    const w = new Worker(new URL("./pcpu-worker.js", import.meta.url), {
+      workerData: { memory: this.mem.memory, module: hartModule(), mailbox: this.mailbox },
+      name: `pcpu${this.index}`,
+    });
+    w.unref();
+    const die = (e: Error): void => {
+      const f = this.failed;
+      this.failed = undefined;
+      f?.(new WorkerDied(`physical CPU ${this.index} (a worker thread) died: ${e.message}`));
+    };
+    w.on("error", die);
+    w.on("exit", (code) => die(new Error(`it exited with code ${code}`)));
+    return w;
+  }
+
+  // The host clock (ms since the epoch) when the last run's vCPU was handed back.
+  get finishedMs(): number {
+    return this.boxF[M.FINISHED_MS]!;
+  }
+
+  run(o: RunOrder): Promise<number> {
+    if (Atomics.load(this.box, M.STATE) === M.STATE_ORDER) throw new Error(`physical CPU ${this.index} is still running an order`);
+    this.runs++;
+    const b = this.box;
+    b[M.KIND] = o.trapEmulate ? M.KIND_TRAP_EMULATE : M.KIND_NATIVE;
+    b[M.CORE] = o.core;
+    b[M.REAL] = o.real;
+    b[M.IRQ] = o.irq;
+    b[M.VCB] = o.vcb;
+    b[M.TIMEBASE] = o.timebaseHz;
+    this.boxF[M.UNTIL_MS] = o.untilMs;
+    this.boxF[M.CHUNK] = o.chunk;
+    const done = new Promise<number>((resolve, reject) => {
+      this.failed = reject;
+      Atomics.store(b, M.STATE, M.STATE_ORDER);
+      Atomics.notify(b, M.STATE);
+      // Not "equal" when the worker was done before we looked: then there is nothing to wait for.
+      const w = Atomics.waitAsync(b, M.STATE, M.STATE_ORDER);
+      const finish = (): void => {
+        this.failed = undefined;
+        resolve(b[M.RESULT]!);
+      };
+      if (w.async) void w.value.then(() => { if (this.failed === reject) finish(); });
+      else finish();
+    });
+    return done;
+  }
+
+  // Whether this worker keeps the process alive (a pending Atomics.waitAsync does not).
+  keepAlive(on: boolean): void {
+    if (on) this.worker.ref();
+    else this.worker.unref();
+  }
+
+  // A worker that died is replaced, so the host keeps its physical CPUs.
+  respawn(): void {
+    void this.worker.terminate();
+    Atomics.store(this.box, M.STATE, M.STATE_DONE);
+    this.worker = this.spawn();
+  }
+
+  close(): void {
+    Atomics.store(this.box, M.STATE, M.STATE_QUIT);
+    Atomics.notify(this.box, M.STATE);
+    this.worker.removeAllListeners("exit");
+    this.worker.removeAllListeners("error");
+    this.worker.on("error", () => undefined);
+  }
+}
