@@ -80,6 +80,11 @@ export const HART_SUPER_ANY = 968;
 // L1 tags carry the generation they were filled in, in bits 3-11 (always zero in a page-aligned
 // tag whose alignment check uses bits 0-2): a flush is a new generation, not a memset.
 export const HART_L1_GEN = 976; // nonzero: a 1 GiB or larger page, or a region-set collision, is cached
+// Byte offset of an i64 that the harts of one machine share (0: none): the highest time any of
+// them has read. A time CSR read never returns less, so time read on one hart and then on
+// another never goes back, as with one shared platform timer (each hart's own time runs on
+// from the host's last update at its own speed between updates).
+export const HART_TIME_FLOOR_ADDR = 984;
 
 // Translation caches live in the same block (see src/hart/asm/mmu.ts).
 export const HART_L1TLB = 4096;

@@ -28,7 +28,7 @@ import { UserError } from "../errors.js";
 import { P2m, type P2mStats } from "../vmm/p2m.js";
 import { NativeCore, TrapEmulateCore, VCpu, NO_TIMER, type ExecCore, type VmmExports } from "../vmm/vcpu.js";
 import { readVmmStats, type VmmStats } from "../vmm/stats.js";
-import { Vcb, VCB_BYTES, PENDING_SEIP, guestTicks, hostClockMs } from "../vmm/vcb.js";
+import { Vcb, VCB_BYTES, VCB_TIME_FLOOR, PENDING_SEIP, guestTicks, hostClockMs } from "../vmm/vcb.js";
 import { MMIO_ALIAS } from "../vmm/layout.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode } from "./spec.js";
 
@@ -147,7 +147,7 @@ export class Vm {
         vcb.ips = INITIAL_IPS;
         const core = this.core(i);
         vcb.setPostable(this.bus.windows(), core instanceof TrapEmulateCore ? BigInt(MMIO_ALIAS) : 0n);
-        this.vcpus.push(new VCpu(i, core, HSM_STOPPED, vcb));
+        this.vcpus.push(new VCpu(i, core, HSM_STOPPED, vcb, vcbs + VCB_TIME_FLOOR));
       }
       this.sbi = firmware({
         vcpus: this.vcpus,

@@ -23,6 +23,7 @@ export const VCB_SET_TIMERS = 12; // i32: SBI set_timer calls the worker served 
 export const VCB_STIMECMP = 16; // i64: SBI set_timer's value, in guest time
 export const VCB_T0 = 24; // f64: host clock (ms since the epoch) at guest time 0
 export const VCB_IPS = 32; // f64: guest instructions per second, measured
+export const VCB_TIME_FLOOR = 40; // i64: in vCPU 0's block only: the VM's time floor (HART_TIME_FLOOR_ADDR)
 // Posted MMIO stores: a ring the worker appends to (TAIL) and the host drains (HEAD), so a store
 // to a device register costs the guest no trip to the host. Only stores that decode to a device
 // (RANGES, guest-physical [base, end)) are posted, so a store that would fault never is; loads

@@ -175,11 +175,14 @@ export class VCpu {
   // until they are done (SBI RFENCE returns only once the remote harts have fenced).
   fenceWait: Promise<void> | undefined;
 
-  constructor(readonly id: number, readonly core: ExecCore, stoppedState: number, readonly vcb: Vcb) {
+  // `timeFloor`: the byte offset of the VM's shared time floor (one per VM).
+  constructor(readonly id: number, readonly core: ExecCore, stoppedState: number, readonly vcb: Vcb, timeFloor: number) {
     this.hsm = stoppedState;
     vcb.stimecmp = NO_TIMER;
-    // The hart that executes checks the kick word at every slow path.
+    // The hart that executes checks the kick word at every slow path, and reads time against
+    // the VM's floor, so time never goes back from one vCPU to another.
     core.hart.setCsr(L.HART_KICK_ADDR, BigInt(vcb.offset + VCB_KICK));
+    core.hart.setCsr(L.HART_TIME_FLOOR_ADDR, BigInt(timeFloor));
   }
 
   get stimecmp(): bigint {

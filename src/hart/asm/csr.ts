@@ -5,7 +5,7 @@ import {
   HART_MTVEC, HART_MSCRATCH, HART_MEPC, HART_MCAUSE, HART_MTVAL, HART_MCOUNTEREN, HART_STVEC,
   HART_SSCRATCH, HART_SEPC, HART_SCAUSE, HART_STVAL, HART_SATP, HART_SCOUNTEREN, HART_MHARTID,
   HART_CYCLE_DELTA, HART_INSTRET_DELTA, HART_TIME, HART_MCOUNTINHIBIT, HART_STAT_SATP, HART_TIME_INSTRET,
-  HART_TIME_NUM, HART_TIME_DEN,
+  HART_TIME_NUM, HART_TIME_DEN, HART_TIME_FLOOR_ADDR,
 } from "../layout";
 import {
   S, raise, markCtx, markIrq, getX, setX, dirtyFS, gCount, gBase, CAUSE_ILLEGAL, MS_SIE, MS_MIE,
@@ -66,6 +66,26 @@ function writeMcountinhibit(v: i64): void {
   store<i64>(S + HART_MCOUNTINHIBIT, n);
 }
 
+// The time CSR: the host's last setting, run on at num/den ticks per retired instruction, and
+// never below what another hart sharing the floor has read (HART_TIME_FLOOR_ADDR).
+function readTime(): i64 {
+  const den = load<i64>(S + HART_TIME_DEN);
+  let t = load<i64>(S + HART_TIME);
+  if (den > 0) {
+    const ticks = (retired() - load<i64>(S + HART_TIME_INSTRET)) * load<i64>(S + HART_TIME_NUM) / den;
+    if (ticks > 0) t += ticks;
+  }
+  const floorAt = <usize>load<i64>(S + HART_TIME_FLOOR_ADDR);
+  if (floorAt == 0) return t;
+  let f = atomic.load<i64>(floorAt);
+  while (t > f) {
+    const seen = atomic.cmpxchg<i64>(floorAt, f, t);
+    if (seen == f) return t;
+    f = seen;
+  }
+  return f;
+}
+
 function writeMstatus(v: i64): void {
   const old = load<i64>(S + HART_MSTATUS);
   let n = (old & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE);
@@ -93,12 +113,7 @@ function read(csr: i32, p: i32): i64 {
     case 0x002: return (load<i64>(S + HART_FCSR) >>> 5) & 7;
     case 0x003: return load<i64>(S + HART_FCSR) & 0xFF;
     case 0xC00: case 0xB00: return readCounter(HART_CYCLE_DELTA, INHIBIT_CY);
-    case 0xC01: {
-      const den = load<i64>(S + HART_TIME_DEN);
-      if (den <= 0) return load<i64>(S + HART_TIME);
-      const ticks = (retired() - load<i64>(S + HART_TIME_INSTRET)) * load<i64>(S + HART_TIME_NUM) / den;
-      return load<i64>(S + HART_TIME) + (ticks > 0 ? ticks : 0);
-    }
+    case 0xC01: return readTime();
     case 0xC02: case 0xB02: return readCounter(HART_INSTRET_DELTA, INHIBIT_IR);
     case 0x100: return load<i64>(S + HART_MSTATUS) & SSTATUS_READ;
     case 0x104: return load<i64>(S + HART_MIE) & load<i64>(S + HART_MIDELEG);
