@@ -19,12 +19,15 @@ import * as L from "../hart/layout.js";
 import { Exit } from "../hart/hart.js";
 import { Vm, TIMEBASE_HZ, type VmConfig, type VmStats } from "../vm/vm.js";
 import { CreditScheduler, type SchedVcpu, type VcpuSchedStats, type Pick as SchedPick } from "../vmm/sched.js";
-import { DEFAULT_POOL_FRAMES, TrapEmulateCore, type VCpu } from "../vmm/vcpu.js";
+import { DEFAULT_POOL_FRAMES, POOL_START_FRAMES, TrapEmulateCore, type VCpu } from "../vmm/vcpu.js";
 import { KICK_LOOK, KICK_STOP, hostClockMs } from "../vmm/vcb.js";
 import { DEFAULT_WEIGHT } from "../vm/spec.js";
 import { UserError } from "../errors.js";
 import { Pcpu, WorkerDied } from "./pcpu.js";
 import * as M from "./mailbox.js";
+
+// Physical CPUs a host may have (worker threads).
+export const MAX_PCPUS = 64;
 
 export interface HostOptions {
   machineBytes?: number;
@@ -45,6 +48,7 @@ export interface HostStats {
 // other's whole slice.
 const SMP_TURN_MS = 1;
 const POST_DRAIN_MS = 2;
+const SHRINK_IDLE_MS = 5_000;
 
 interface Entity {
   vm: Vm;
@@ -59,6 +63,7 @@ export class Host {
   private readonly entities = new Map<VCpu, Entity>();
   private readonly bySched = new Map<SchedVcpu, VCpu>();
   private readonly running = new Map<VCpu, Pcpu>();
+  private readonly shrunk = new Set<Vm>();
   private passQueued = false;
   private timer: NodeJS.Timeout | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
@@ -68,7 +73,7 @@ export class Host {
 
   constructor(opts: HostOptions = {}) {
     const n = opts.pcpus ?? availableParallelism();
-    if (!Number.isInteger(n) || n < 1 || n > 64) throw new UserError(`--pcpus must be between 1 and 64 (got ${n})`);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_PCPUS) throw new UserError(`--pcpus must be between 1 and ${MAX_PCPUS} (got ${n})`);
     this.machine = new Machine(opts.machineBytes ?? defaultMachineBytes());
     this.sched = new CreditScheduler({ pcpus: n, sliceUs: opts.sliceUs, periodUs: opts.periodUs });
     for (let i = 0; i < n; i++) this.pcpus.push(new Pcpu(i, this.machine.mem));
@@ -222,8 +227,17 @@ export class Host {
       idle.set(vm, (idle.get(vm) ?? true) && !wants);
     }
     for (const [vm, isIdle] of idle) {
-      if (!isIdle) vm.idleSince = undefined;
-      else vm.idleSince ??= performance.now();
+      if (!isIdle) {
+        vm.idleSince = undefined;
+        this.shrunk.delete(vm);
+      } else {
+        vm.idleSince ??= performance.now();
+        // A VM idle for a while gives back its shadow page tables (it rebuilds them on demand).
+        if (!this.shrunk.has(vm) && performance.now() - vm.idleSince > SHRINK_IDLE_MS) {
+          this.shrunk.add(vm);
+          vm.shrinkPools();
+        }
+      }
     }
   }
 
@@ -334,13 +348,14 @@ function emptySched(): VcpuSchedStats {
   return { runs: 0, preemptions: 0, migrations: 0, runUs: 0, waitUs: 0, credit: 0, boosts: 0 };
 }
 
-// Frames a VM will hold: its RAM, the p2m table, and per vCPU its hart blocks and, under the
-// hypervisor, its VMM block and shadow pool.
+// Frames a VM holds when it starts: its RAM, the p2m table, the control blocks, and per vCPU its
+// hart blocks and, under the hypervisor, its VMM block and the start of its shadow pool.
 export function estimateFrames(cfg: Pick<VmConfig, "memBytes" | "cpus" | "virt" | "shadowPoolFrames">): number {
   const ram = Math.ceil(cfg.memBytes / FRAME_BYTES);
   const p2m = Math.ceil((ram * 4) / FRAME_BYTES);
   const hart = L.HART_STATE_BYTES / FRAME_BYTES;
-  const pool = cfg.shadowPoolFrames ?? DEFAULT_POOL_FRAMES;
-  const perCpu = cfg.virt === "native" ? hart : 2 * hart + pool + Math.ceil((pool * 4) / FRAME_BYTES) + 32;
+  const cap = cfg.shadowPoolFrames ?? DEFAULT_POOL_FRAMES;
+  const pool = Math.min(cap, POOL_START_FRAMES); // it grows from there as the guest runs
+  const perCpu = cfg.virt === "native" ? hart : 2 * hart + pool + Math.ceil((cap * 8) / FRAME_BYTES) + 19;
   return ram + p2m + 1 + cfg.cpus * perCpu;
 }

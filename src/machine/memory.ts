@@ -227,6 +227,16 @@ export class FrameAccount {
     return offs;
   }
 
+  // Gives back one frame this account allocated alone.
+  freeFrame(kind: FrameKind, offset: number): void {
+    const list = this.singles.get(kind);
+    const i = list ? list.lastIndexOf(offset) : -1;
+    if (!list || i < 0) throw new Error(`${this.name} holds no single ${kind} frame at 0x${offset.toString(16)}`);
+    list.splice(i, 1);
+    this.add(kind, -1);
+    this.mem.free(offset, 1);
+  }
+
   // Gives back a contiguous run this account allocated.
   free(offset: number): void {
     const run = this.runs.get(offset);

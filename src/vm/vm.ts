@@ -26,10 +26,10 @@ import { firmware } from "./firmware.js";
 import { HSM_STARTED, HSM_STOPPED, type Sbi } from "../vmm/sbi.js";
 import { UserError } from "../errors.js";
 import { P2m, type P2mStats } from "../vmm/p2m.js";
-import { NativeCore, TrapEmulateCore, VCpu, NO_TIMER, type ExecCore, type VmmExports } from "../vmm/vcpu.js";
+import { NativeCore, TrapEmulateCore, VCpu, NO_TIMER, POOL_GROW_FRAMES, type ExecCore, type VmmExports } from "../vmm/vcpu.js";
 import { readVmmStats, type VmmStats } from "../vmm/stats.js";
 import { Vcb, VCB_BYTES, VCB_TIME_FLOOR, PENDING_SEIP, guestTicks, hostClockMs } from "../vmm/vcb.js";
-import { MMIO_ALIAS } from "../vmm/layout.js";
+import { MMIO_ALIAS, EXIT_POOL } from "../vmm/layout.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode } from "./spec.js";
 
 export { RAM_BASE, TIMEBASE_HZ, MAX_CPUS, VIRT_MODES, type VirtMode };
@@ -270,6 +270,15 @@ export class Vm {
   // not yet done is done now.
   prepare(v: VCpu): void {
     if (v.vcb.takeFence() !== 0) v.core.fence();
+    if (v.core instanceof TrapEmulateCore) v.core.ensurePoolHeadroom();
+  }
+
+  // An idle VM gives back its vCPUs' shadow page tables beyond a few (they are rebuilt when it
+  // runs again). The host holds its vCPUs. Returns the frames freed.
+  shrinkPools(): number {
+    let n = 0;
+    for (const v of this.vcpus) if (v.core instanceof TrapEmulateCore) n += v.core.shrinkPool();
+    return n;
   }
 
   // Applies the MMIO stores the physical CPUs posted (vcb.ts), each vCPU's in its order.
@@ -293,6 +302,9 @@ export class Vm {
         return;
       case Exit.Trap:
         this.trap(v);
+        return;
+      case EXIT_POOL:
+        (v.core as TrapEmulateCore).growPool(POOL_GROW_FRAMES);
         return;
       default:
         this.finish(1, `vCPU ${v.id} stopped with an exit the host does not know (${code})`);

@@ -11,14 +11,16 @@ export const VC_VIRT = 8; // address of the virtual hart block
 export const VC_P2M = 16; // address of the p2m table (u32 machine frame numbers)
 export const VC_P2M_FRAMES = 24;
 export const VC_RAM_BASE = 32; // guest-physical base of RAM
-export const VC_POOL = 40; // address of the shadow page-table pool (contiguous frames)
-export const VC_POOL_FRAMES = 48;
+export const VC_POOL = 40; // address of the pool map: u32 machine frame numbers of the pool's frames
+export const VC_POOL_FRAMES = 48; // frames in the pool now (the host adds more as it grows)
 export const VC_POOL_FREE = 56; // entries on the free stack
 export const VC_POOL_NEXT = 64; // pool frames handed out at least once (bump index)
 export const VC_CUR_AS = 72; // index of the current address-space entry
 export const VC_CUR_MODE = 80; // MODE_* of the current root
 export const VC_MXR = 88; // the guest's sstatus.MXR that the shadows were built under
 export const VC_CLOCK = 96; // LRU clock for address-space entries
+export const VC_POOL_CAP = 104; // the most frames the pool may grow to
+export const VC_POOL_WANT = 112; // nonzero: a fill found the pool full below its cap (EXIT_POOL)
 
 // Counters (never reset by the VMM).
 export const VC_ST_SRET = 256;
@@ -54,13 +56,14 @@ export const AS_ENTRY_BYTES = 48; // key, lastUse, root[MODE_U], root[MODE_S], r
 export const MODE_U = 0;
 export const MODE_S = 1;
 export const MODE_S_SUM = 2;
-// The free stack of pool frames (u32 frame indices) follows at VC_FREE.
+// The free stack of pool frames (u32 machine frame numbers) follows at VC_FREE, then the pool map.
 export const VC_FREE = 73728;
-export const VC_BLOCK_BYTES = 73728; // plus 4 bytes per pool frame
+export const VC_BLOCK_BYTES = 73728; // plus 8 bytes per frame of the pool's cap
 
 // Shadow table entries for MMIO: guest-physical addresses outside RAM are mapped at this alias
 // above any machine memory, so the hart's MMIO exit reports MMIO_ALIAS + gpa.
 export const MMIO_ALIAS = 0x1_0000_0000;
 
-// Exit codes of vmmRun beyond the hart's (src/hart/layout.ts EXIT_*): none yet; a hypercall is
-// reported as EXIT_TRAP with HART_EXIT_CAUSE = 9 (ecall from S), as native mode reports it.
+// Exit codes of vmmRun beyond the hart's (src/hart/layout.ts EXIT_*). A hypercall is reported as
+// EXIT_TRAP with HART_EXIT_CAUSE = 9 (ecall from S), as native mode reports it.
+export const EXIT_POOL = 16; // the shadow pool is full below its cap: the host adds frames; the guest instruction is retried

@@ -14,6 +14,7 @@ export interface VmmExports extends HartExports {
   vmmRun(vcpu: number, budget: bigint): number;
   vmmSync(vcpu: number): void;
   vmmFlush(vcpu: number): void;
+  vmmShrink(vcpu: number): void;
   vmmTrap(vcpu: number, cause: bigint, tval: bigint): number;
   vmmSfence(vcpu: number, va: bigint, allVa: number, asid: bigint, allAsid: number): void;
 }
@@ -78,7 +79,10 @@ export class NativeCore implements ExecCore {
 // reach it: a guest kernel's ecall is a hypercall).
 const VIRT_MEDELEG = 0xb1ffn;
 const VIRT_MIDELEG = 0x222n;
-export const DEFAULT_POOL_FRAMES = 8192; // 32 MiB of shadow page tables per vCPU
+export const DEFAULT_POOL_FRAMES = 8192; // at most 32 MiB of shadow page tables per vCPU
+export const POOL_START_FRAMES = 64; // what a vCPU's pool starts with (and keeps when idle)
+const POOL_HEADROOM = 32;
+export const POOL_GROW_FRAMES = 256; // 1 MiB at a time
 
 export class TrapEmulateCore implements ExecCore {
   readonly hart: Hart;
@@ -86,13 +90,19 @@ export class TrapEmulateCore implements ExecCore {
   readonly block: number;
   private readonly view: BigInt64Array;
 
-  constructor(account: FrameAccount, private readonly wasm: VmmExports, id: number, p2m: P2m, poolFrames = DEFAULT_POOL_FRAMES) {
-    if (poolFrames < 8) throw new Error(`a shadow pool of ${poolFrames} frames cannot hold one translation path`);
+  private poolFrames: number[] = []; // the pool's frames, as byte offsets, in pool-map order
+  private readonly poolMap: Uint32Array;
+
+  // `poolCap`: the most frames of shadow page tables this vCPU may hold; it starts with a few and
+  // grows on demand (EXIT_POOL), and an idle vCPU's pool is emptied and shrunk (shrinkPool).
+  constructor(private readonly account: FrameAccount, private readonly wasm: VmmExports, id: number, p2m: P2m, poolCap = DEFAULT_POOL_FRAMES) {
+    if (poolCap < 8) throw new Error(`a shadow pool of ${poolCap} frames cannot hold one translation path`);
     const mem = account.mem;
-    const blockBytes = V.VC_BLOCK_BYTES + 4 * poolFrames;
+    const blockBytes = V.VC_BLOCK_BYTES + 8 * poolCap;
     this.block = account.contiguous("vmm", Math.ceil(blockBytes / 4096));
     mem.bytesAt(this.block, blockBytes).fill(0);
-    const pool = account.contiguous("shadow", poolFrames);
+    const mapAt = this.block + V.VC_FREE + 4 * poolCap;
+    this.poolMap = new Uint32Array(mem.buffer, mapAt, poolCap);
     this.hart = new Hart(mem, wasm, account.contiguous("hart", L.HART_STATE_BYTES / 4096), id);
     this.irq = new Hart(mem, wasm, account.contiguous("hart", L.HART_STATE_BYTES / 4096), id);
 
@@ -111,7 +121,8 @@ export class TrapEmulateCore implements ExecCore {
     const r = this.hart;
     r.setFlags(L.FLAG_EXIT_ON_MTRAP);
     r.setCsr(L.HART_MCOUNTEREN, 7n);
-    r.setRam(0n, mem.bytes, 0);
+    // Its window is the whole machine as it may grow, so frames added later are reachable.
+    r.setRam(0n, mem.capacityBytes, 0);
     r.priv = L.PRIV_U;
 
     this.view = new BigInt64Array(mem.buffer, this.block, V.VC_BLOCK_BYTES / 8);
@@ -120,13 +131,61 @@ export class TrapEmulateCore implements ExecCore {
     this.set(V.VC_P2M, p2m.tableOffset);
     this.set(V.VC_P2M_FRAMES, p2m.frames);
     this.set(V.VC_RAM_BASE, p2m.base);
-    this.set(V.VC_POOL, pool);
-    this.set(V.VC_POOL_FRAMES, poolFrames);
+    this.set(V.VC_POOL, mapAt);
+    this.set(V.VC_POOL_FRAMES, 0);
+    this.set(V.VC_POOL_CAP, poolCap);
+    this.growPool(Math.min(poolCap, POOL_START_FRAMES));
     this.set(V.VC_CUR_AS, -1);
     wasm.vmmSync(this.block);
   }
 
   private set(off: number, v: number | bigint): void { this.view[off / 8] = BigInt(v); }
+
+  // Frames in the pool that no shadow table uses yet.
+  get poolSpare(): number {
+    return this.counter(V.VC_POOL_FRAMES) - this.counter(V.VC_POOL_NEXT) + this.counter(V.VC_POOL_FREE);
+  }
+
+  get poolSize(): number {
+    return this.poolFrames.length;
+  }
+
+  // Adds up to n frames (within the cap). When the machine has none left, the pool stops growing
+  // and does what a full pool does: drops every shadow and starts again.
+  growPool(n: number): void {
+    const cap = this.counter(V.VC_POOL_CAP);
+    const k = Math.min(n, cap - this.poolFrames.length);
+    let got: number[] = [];
+    if (k > 0) {
+      try {
+        got = this.account.frames("shadow", k);
+      } catch {
+        this.set(V.VC_POOL_CAP, this.poolFrames.length);
+      }
+    }
+    for (const off of got) {
+      this.poolMap[this.poolFrames.length] = off / 4096;
+      this.poolFrames.push(off);
+    }
+    this.set(V.VC_POOL_FRAMES, this.poolFrames.length);
+    this.set(V.VC_POOL_WANT, 0);
+  }
+
+  // Before a run: keep some spare frames, so a run seldom stops to ask for more.
+  ensurePoolHeadroom(): void {
+    if (this.poolSpare < POOL_HEADROOM && this.poolFrames.length < this.counter(V.VC_POOL_CAP)) this.growPool(POOL_GROW_FRAMES);
+  }
+
+  // An idle vCPU: drop every shadow (they are rebuilt on demand) and give back all but `keep`
+  // frames of the pool. The host holds the vCPU.
+  shrinkPool(keep = POOL_START_FRAMES): number {
+    if (this.poolFrames.length <= keep) return 0;
+    this.wasm.vmmShrink(this.block);
+    const drop = this.poolFrames.splice(keep);
+    for (const off of drop) this.account.freeFrame("shadow", off);
+    this.set(V.VC_POOL_FRAMES, this.poolFrames.length);
+    return drop.length;
+  }
   counter(off: number): number { return Number(this.view[off / 8]!); }
 
   run(budget: number): number { return this.wasm.vmmRun(this.block, BigInt(budget)); }

@@ -15,7 +15,7 @@ import {
   HART_SATP, HART_MSTATUS, HART_PRIV,
 } from "../../hart/layout";
 import {
-  VC_REAL, VC_VIRT, VC_POOL, VC_POOL_FRAMES, VC_POOL_FREE, VC_POOL_NEXT, VC_CUR_AS, VC_CUR_MODE, VC_MXR,
+  VC_REAL, VC_VIRT, VC_POOL, VC_POOL_FRAMES, VC_POOL_FREE, VC_POOL_NEXT, VC_POOL_CAP, VC_POOL_WANT, VC_CUR_AS, VC_CUR_MODE, VC_MXR,
   VC_CLOCK, VC_FREE, VC_AS, AS_ENTRIES, AS_ENTRY_BYTES, MODE_U, MODE_S, MODE_S_SUM, VC_ST_PAGES,
   VC_ST_PAGES_MAX, VC_ST_FILL, VC_ST_PREFILL, VC_ST_FLUSH, VC_ST_REBUILD, VC_ST_AS_NEW,
   VC_ST_AS_EVICT, VC_ST_GUEST_WALK, VC_ST_ROOT_SWITCH, MMIO_ALIAS,
@@ -36,24 +36,32 @@ export function setV(v: usize): void { V = v; }
 const RSW_SUPER: i64 = 1 << 8; // in a shadow non-leaf entry: the subtree shadows one guest superpage
 const SATP_SV48: i64 = <i64>9 << 60;
 const PAGING_OFF: i32 = AS_ENTRIES; // the address-space entry for paging off
+// shadowFault's answer when the host must add frames to the pool first.
+export const POOL_FULL: i64 = -2;
 // Guest-physical addresses from here up have no alias below the 56-bit physical limit.
 const ALIAS_LIMIT: u64 = <u64>((<i64>1 << 56) - MMIO_ALIAS);
 
 // ---- the pool of shadow table frames ----
 
+// The pool's frames come from anywhere in machine memory (the pool map); the host adds frames as
+// the shadows grow, up to the cap.
 function allocTable(): usize {
-  let f: i64;
+  let frame: u32;
   const free = load<i64>(V + VC_POOL_FREE);
   if (free > 0) {
-    f = <i64>load<u32>(V + VC_FREE + (<usize>(free - 1) << 2));
+    frame = load<u32>(V + VC_FREE + (<usize>(free - 1) << 2));
     store<i64>(V + VC_POOL_FREE, free - 1);
   } else {
     const next = load<i64>(V + VC_POOL_NEXT);
-    if (next >= load<i64>(V + VC_POOL_FRAMES)) return 0;
-    f = next;
+    const frames = load<i64>(V + VC_POOL_FRAMES);
+    if (next >= frames) {
+      if (frames < load<i64>(V + VC_POOL_CAP)) store<i64>(V + VC_POOL_WANT, 1);
+      return 0;
+    }
+    frame = load<u32>(<usize>load<i64>(V + VC_POOL) + (<usize>next << 2));
     store<i64>(V + VC_POOL_NEXT, next + 1);
   }
-  const a = <usize>load<i64>(V + VC_POOL) + (<usize>f << 12);
+  const a = <usize>frame << 12;
   memory.fill(a, 0, 4096);
   const held = load<i64>(V + VC_ST_PAGES) + 1;
   store<i64>(V + VC_ST_PAGES, held);
@@ -63,7 +71,7 @@ function allocTable(): usize {
 
 function freeTable(a: usize): void {
   const free = load<i64>(V + VC_POOL_FREE);
-  store<u32>(V + VC_FREE + (<usize>free << 2), <u32>((a - <usize>load<i64>(V + VC_POOL)) >>> 12));
+  store<u32>(V + VC_FREE + (<usize>free << 2), <u32>(a >>> 12));
   store<i64>(V + VC_POOL_FREE, free + 1);
   store<i64>(V + VC_ST_PAGES, load<i64>(V + VC_ST_PAGES) - 1);
 }
@@ -114,8 +122,9 @@ export function dropAll(everything: bool): void {
   bump(VC_ST_FLUSH);
 }
 
-// Pool exhausted: start again from an empty pool.
-function rebuild(): void {
+// Pool exhausted: start again from an empty pool (also how the host empties an idle vCPU's pool
+// before it takes frames back).
+export function rebuild(): void {
   for (let i = 0; i <= AS_ENTRIES; i++) {
     for (let m = MODE_U; m <= MODE_S_SUM; m++) store<i64>(asRoot(i, m), 0);
     if (i < AS_ENTRIES) store<i64>(asEntry(i), 0);
@@ -287,6 +296,8 @@ export function shadowFault(va: i64, kind: i32): i64 {
   const mode = <i32>load<i64>(V + VC_CUR_MODE);
   let lt = leafTable(currentRoot(), va, paging ? level : 1);
   if (lt == 0) {
+    // Below its cap the pool grows: the host adds frames and the instruction is retried.
+    if (load<i64>(V + VC_POOL_WANT) != 0) return POOL_FULL;
     rebuild();
     selectRoot();
     lt = leafTable(currentRoot(), va, paging ? level : 1);

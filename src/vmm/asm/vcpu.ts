@@ -9,7 +9,7 @@ import {
 } from "../../hart/layout";
 import {
   VC_ST_SRET, VC_ST_SFENCE, VC_ST_WFI, VC_ST_HYPERCALL, VC_ST_SHADOW_FAULT, VC_ST_CAUSE, VC_ST_CSR,
-  VC_ST_EXITS, VC_ST_AS_SWITCH, VC_ST_MMIO,
+  VC_ST_EXITS, VC_ST_AS_SWITCH, VC_ST_MMIO, EXIT_POOL,
 } from "../layout";
 import {
   setS, gPC, setPC, setExit, excCause, excTval, clearExc, setCount, setBase, INTERRUPT, MS_FS, MS_SD,
@@ -19,7 +19,7 @@ import { KIND_R, KIND_W, KIND_X, flushAll } from "../../hart/asm/mmu";
 import { takeTrap, pendingInterrupt, sret } from "../../hart/asm/trap";
 import { csrInsn } from "../../hart/asm/csr";
 import { run } from "../../hart/asm/cpu";
-import { setV, realBlock, virtBlock, bump, selectRoot, shadowFault, guestSfence, dropAll } from "./shadow";
+import { setV, realBlock, virtBlock, bump, selectRoot, shadowFault, guestSfence, dropAll, rebuild, POOL_FULL } from "./shadow";
 
 @inline function reg(b: usize, r: u32): i64 { return load<i64>(b + HART_X + (<usize>r << 3)); }
 @inline function setReg(b: usize, r: u32, v: i64): void { if (r != 0) store<i64>(b + HART_X + (<usize>r << 3), v); }
@@ -136,6 +136,7 @@ function handle(real: usize, virt: usize): i32 {
     bump(VC_ST_SHADOW_FAULT);
     const kind = cause == CAUSE_FETCH_PAGE ? KIND_X : cause == CAUSE_LOAD_PAGE ? KIND_R : KIND_W;
     const g = shadowFault(tval, kind);
+    if (g == POOL_FULL) return EXIT_POOL;
     if (g >= 0) reflect(real, virt, g, tval);
     return EMULATED;
   }
@@ -186,6 +187,15 @@ export function vmmFlush(vcpu: usize): void {
   dropAll(true);
   setS(realBlock());
   flushAll();
+  setS(virtBlock());
+  flushAll();
+  sync(realBlock(), virtBlock());
+}
+
+// Drops every shadow and empties the pool, so the host can take frames back (an idle vCPU).
+export function vmmShrink(vcpu: usize): void {
+  setV(vcpu);
+  rebuild();
   setS(virtBlock());
   flushAll();
   sync(realBlock(), virtBlock());
