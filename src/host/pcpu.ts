@@ -93,6 +93,12 @@ export class Pcpu {
     else this.worker.unref();
   }
 
+  // Ends the worker abruptly, the way an internal error in it would (tests use it to show that
+  // only the vCPU it was running is lost).
+  terminate(): void {
+    void this.worker.terminate();
+  }
+
   // A worker that died is replaced, so the host keeps its physical CPUs.
   respawn(): void {
     void this.worker.terminate();
