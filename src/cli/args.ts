@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
 import { UserError } from "../errors.js";
+import { MAX_PCPUS } from "../host/host.js";
 
 export function positiveInt(v: string): number {
   const n = Number(v.replace(/_/g, ""));
@@ -15,6 +16,16 @@ export const MAX_MEM_MIB = 3584;
 export function memMiB(v: string): number {
   const n = positiveInt(v);
   if (n > MAX_MEM_MIB) throw new InvalidArgumentError(`at most ${MAX_MEM_MIB} MiB (machine memory is one 4 GiB wasm memory)`);
+  return n;
+}
+
+// The host's physical CPUs. Thrown as a UserError (not commander's "argument is invalid") so that
+// 0, 65 and "two" all get the same one-line answer naming the range.
+export function pcpuCount(v: string): number {
+  const n = Number(v.replace(/_/g, ""));
+  if (v.trim() === "" || !Number.isInteger(n) || n < 1 || n > MAX_PCPUS) {
+    throw new UserError(`--pcpus must be a whole number between 1 and ${MAX_PCPUS} (got ${v === "" ? "nothing" : v})`);
+  }
   return n;
 }
 

@@ -6,6 +6,7 @@ import { UserError } from "../errors.js";
 import { BareMachine } from "../vm/bare.js";
 import { registerImageCommands } from "./image.js";
 import { registerRunCommand } from "./run.js";
+import { registerUpCommand } from "./up.js";
 
 const program = new Command();
 program.name("ringvisor").description("A RISC-V hypervisor written in TypeScript").version("0.1.0");
@@ -34,6 +35,7 @@ program
   });
 
 registerRunCommand(program);
+registerUpCommand(program);
 registerImageCommands(program);
 
 try {

@@ -3,15 +3,17 @@
 import { closeSync, openSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { Command, Option } from "commander";
-import { positiveInt, memMiB, readInput } from "./args.js";
+import { positiveInt, memMiB, pcpuCount, readInput } from "./args.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode, type RunResult, type Vm } from "../vm/vm.js";
-import { Host } from "../host/host.js";
+import { DEFAULT_CMDLINE } from "../vm/spec.js";
+import { Host, MAX_PCPUS } from "../host/host.js";
 import { UserError } from "../errors.js";
 import { ensureDefaultGuest } from "../host/images/pull.js";
 import { exitTable } from "../vmm/stats.js";
+import { DETACH, TYPIST_TICK_MS, QueryFilter, Typist, checkOnEof, releaseStdin } from "./console.js";
 
-export const DEFAULT_CMDLINE = "console=ttyS0 earlycon=sbi panic=-1";
-const DETACH = 0x1d; // Ctrl-]
+export { DEFAULT_CMDLINE };
+export { EOF_STOP_STATUS } from "./console.js";
 
 interface RunOptions {
   kernel?: string;
@@ -19,6 +21,7 @@ interface RunOptions {
   append?: string;
   mem: number;
   cpus: number;
+  pcpus?: number;
   virt: string;
   scatterFrames?: number;
   markers?: boolean;
@@ -29,8 +32,6 @@ interface RunOptions {
   onEof: string;
 }
 
-const ON_EOF = ["poweroff", "wait"] as const;
-
 export function registerRunCommand(program: Command): void {
   program
     .command("run")
@@ -40,6 +41,7 @@ export function registerRunCommand(program: Command): void {
     .option("--append <cmdline>", "kernel command line", undefined)
     .option("--mem <MiB>", "guest RAM in MiB", memMiB, 512)
     .option("--cpus <n>", `number of virtual CPUs, 1 to ${MAX_CPUS}`, positiveInt, 1)
+    .option("--pcpus <n>", `physical CPUs (worker threads) of the host, 1 to ${MAX_PCPUS}; default: one per host core`, pcpuCount)
     .addOption(new Option("--virt <mode>", `how the guest is run: ${VIRT_MODES.join(", ")}`).default("trap-and-emulate"))
     .option("--scatter-frames <seed>", "back guest RAM with machine frames in a seeded random order", positiveInt)
     .addOption(new Option("--on-eof <action>", "when piped input ends: poweroff (end the guest's shell once the last command is done, which powers the default guest off) or wait (run until the guest powers off)").default("poweroff"))
@@ -59,9 +61,7 @@ function checkOptions(opts: RunOptions): void {
   if (!(VIRT_MODES as readonly string[]).includes(opts.virt)) {
     throw new UserError(`unknown --virt mode '${opts.virt}': choose one of ${VIRT_MODES.join(", ")}`);
   }
-  if (!(ON_EOF as readonly string[]).includes(opts.onEof)) {
-    throw new UserError(`unknown --on-eof action '${opts.onEof}': choose one of ${ON_EOF.join(", ")}`);
-  }
+  checkOnEof(opts.onEof);
   if (opts.cpus > MAX_CPUS) throw new UserError(`--cpus must be between 1 and ${MAX_CPUS} (got ${opts.cpus})`);
   if (opts.mem < 16) throw new UserError(`--mem ${opts.mem} MiB is too small; a Linux guest needs at least 16 MiB`);
   if (opts.kernel === "") throw new UserError("--kernel needs a path (leave the flag out to boot the default Debian guest)");
@@ -98,7 +98,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
   // Terminal queries the guest's shell sends (ash asks for the cursor position after each
   // prompt) mean nothing in a file or a pipe, and no terminal will answer them there.
   const filter = out.isTTY ? undefined : new QueryFilter();
-  const host = new Host();
+  const host = new Host({ pcpus: opts.pcpus });
   const vm = host.createVm({
     kernel,
     initrd,
@@ -118,11 +118,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
     stdin.setRawMode(true);
   }
   const typist = tty ? undefined : new Typist(vm, opts.onEof === "poweroff");
-  let lastOutput = performance.now();
-  vm.onConsoleOutput = () => {
-    lastOutput = performance.now();
-    typist?.output();
-  };
+  vm.onConsoleOutput = () => typist?.output();
   const onData = (chunk: Buffer): void => {
     if (typist) {
       typist.add(chunk);
@@ -138,7 +134,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
   stdin.on("data", onData);
   stdin.on("end", onEnd);
   stdin.on("error", onEnd);
-  const pacer = typist ? setInterval(() => typist.tick(lastOutput), 20) : undefined;
+  const pacer = typist ? setInterval(() => typist.tick(), TYPIST_TICK_MS) : undefined;
 
   let r: RunResult;
   try {
@@ -150,10 +146,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
     stdin.off("end", onEnd);
     if (tty) stdin.setRawMode(false);
     if (filter) out.write(filter.flush());
-    stdin.pause();
-    // A file on stdin is an fs.ReadStream, which cannot be unref'd; destroying it is enough.
-    if (typeof (stdin as { unref?: unknown }).unref === "function") stdin.unref();
-    else stdin.destroy();
+    releaseStdin(stdin);
   }
   if (tty || r.status !== 0) process.stderr.write(`\r\nringvisor: ${r.reason}\r\n`);
   if (opts.markers) {
@@ -190,97 +183,4 @@ function printStats(vm: Vm, r: RunResult): void {
       `${num(s.addressSpaceSwitches)} address-space switches (${num(s.addressSpacesBuilt)} built, ${num(s.addressSpacesEvicted)} evicted), ` +
       `${num(s.rootSwitches)} root switches`);
   });
-}
-
-// Piped input is typed the way a person at the console would: one line at a time, each when the
-// guest has gone idle (every hart waiting for an interrupt) and the console has been quiet for a
-// moment, as at a prompt. Input sent while the guest is still booting would otherwise be read
-// and discarded before the shell starts.
-//
-// When input ends (with --on-eof poweroff) the typist ends the session as a person logs out:
-// end-of-file (Ctrl-D) at the prompt, typed once the last command is done. The default guest's
-// /init powers off when its shell exits. A ^D typed while a command still runs may be eaten by it,
-// so it is typed again whenever the guest has printed something (a new prompt) and gone quiet,
-// up to EOF_TRIES times; a guest that ignores it and sits idle and silent for EOF_GIVE_UP_MS is
-// stopped by the host.
-const QUIET_MS = 150;
-const EOT = 0x04;
-const EOF_TRIES = 3;
-const EOF_GIVE_UP_MS = 30_000;
-export const EOF_STOP_STATUS = 4;
-
-class Typist {
-  private pending = Buffer.alloc(0);
-  private ended = false;
-  private eofsTyped = 0;
-  private outputSinceEof = false;
-  private lastEofAt = 0;
-
-  constructor(private readonly vm: Vm, private readonly poweroffAtEnd: boolean) {}
-
-  add(chunk: Buffer): void {
-    this.pending = Buffer.concat([this.pending, chunk]);
-  }
-
-  end(): void {
-    this.ended = true;
-  }
-
-  output(): void {
-    this.outputSinceEof = true;
-  }
-
-  tick(lastOutput: number): void {
-    if (this.vm.idleSince === undefined) return;
-    const now = performance.now();
-    if (now - lastOutput < QUIET_MS || now - this.vm.idleSince < QUIET_MS) return;
-    if (this.pending.length > 0) {
-      const nl = this.pending.indexOf(0x0a);
-      const end = nl < 0 ? this.pending.length : nl + 1;
-      this.vm.input(new Uint8Array(this.pending.subarray(0, end)));
-      this.pending = this.pending.subarray(end);
-      return;
-    }
-    if (!this.ended || !this.poweroffAtEnd) return;
-    if (this.eofsTyped === 0 || (this.outputSinceEof && this.eofsTyped < EOF_TRIES)) {
-      this.vm.input(Uint8Array.of(EOT));
-      this.eofsTyped++;
-      this.outputSinceEof = false;
-      this.lastEofAt = now;
-    } else if (now - Math.max(this.lastEofAt, lastOutput) > EOF_GIVE_UP_MS) {
-      this.vm.stop(EOF_STOP_STATUS, `input ended and the guest did not power off after end-of-file at its console; stopped it after ${EOF_GIVE_UP_MS / 1000} s idle`);
-    }
-  }
-}
-
-// Drops ESC [ 6 n (Device Status Report: cursor position) from the console stream, also when it
-// arrives split across writes.
-class QueryFilter {
-  private held = Buffer.alloc(0);
-  private static readonly QUERY = Buffer.from("\x1b[6n", "latin1");
-
-  pass(b: Uint8Array): Uint8Array {
-    let buf = this.held.length > 0 ? Buffer.concat([this.held, b]) : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-    this.held = Buffer.alloc(0);
-    const q = QueryFilter.QUERY;
-    let i = buf.indexOf(q);
-    while (i >= 0) {
-      buf = Buffer.concat([buf.subarray(0, i), buf.subarray(i + q.length)]);
-      i = buf.indexOf(q, i);
-    }
-    // Hold back a tail that could be the start of a query.
-    for (let k = Math.min(q.length - 1, buf.length); k > 0; k--) {
-      if (buf.subarray(buf.length - k).equals(q.subarray(0, k))) {
-        this.held = Buffer.from(buf.subarray(buf.length - k));
-        return buf.subarray(0, buf.length - k);
-      }
-    }
-    return buf;
-  }
-
-  flush(): Uint8Array {
-    const rest = this.held;
-    this.held = Buffer.alloc(0);
-    return rest;
-  }
 }

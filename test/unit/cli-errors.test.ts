@@ -128,3 +128,9 @@ test("run: an unwritable --stats-json path is refused before booting", () => {
   expectRefused(["--stats-json", dir], /is a directory; name a file/);
   assert.equal(existsSync("/nonexistent/dir"), false);
 });
+
+test("run: --pcpus outside 1..64 is refused, and --help states the range", () => {
+  for (const v of ["0", "65", "two"]) expectRefused(["--pcpus", v], new RegExp(`^ringvisor: --pcpus must be a whole number between 1 and 64 \\(got ${v}\\)$`, "m"));
+  const help = ringvisor(["run", "--help"]);
+  assert.match(help.stdout, /--pcpus <n>\s+physical CPUs \(worker threads\) of the host, 1 to 64/);
+});
