@@ -20,7 +20,8 @@ import { Exit } from "../hart/hart.js";
 import { Vm, TIMEBASE_HZ, type VmConfig, type VmStats } from "../vm/vm.js";
 import { CreditScheduler, type SchedVcpu, type VcpuSchedStats, type Pick as SchedPick } from "../vmm/sched.js";
 import { DEFAULT_POOL_FRAMES, POOL_START_FRAMES, TrapEmulateCore, type VCpu } from "../vmm/vcpu.js";
-import { KICK_LOOK, KICK_STOP, hostClockMs } from "../vmm/vcb.js";
+import { KICK_LOOK, KICK_STOP, VCB_BYTES, hostClockMs } from "../vmm/vcb.js";
+import * as V from "../vmm/layout.js";
 import { DEFAULT_WEIGHT } from "../vm/spec.js";
 import { UserError } from "../errors.js";
 import { Pcpu, WorkerDied } from "./pcpu.js";
@@ -356,6 +357,7 @@ export function estimateFrames(cfg: Pick<VmConfig, "memBytes" | "cpus" | "virt" 
   const hart = L.HART_STATE_BYTES / FRAME_BYTES;
   const cap = cfg.shadowPoolFrames ?? DEFAULT_POOL_FRAMES;
   const pool = Math.min(cap, POOL_START_FRAMES); // it grows from there as the guest runs
-  const perCpu = cfg.virt === "native" ? hart : 2 * hart + pool + Math.ceil((cap * 8) / FRAME_BYTES) + 19;
-  return ram + p2m + 1 + cfg.cpus * perCpu;
+  const vmmBlock = Math.ceil((V.VC_BLOCK_BYTES + cap * 8) / FRAME_BYTES);
+  const perCpu = cfg.virt === "native" ? hart : 2 * hart + pool + vmmBlock;
+  return ram + p2m + Math.ceil((cfg.cpus * VCB_BYTES) / FRAME_BYTES) + cfg.cpus * perCpu;
 }

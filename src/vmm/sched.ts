@@ -55,7 +55,7 @@ export class SchedVcpu {
 
 export class SchedVm {
   readonly vcpus: SchedVcpu[] = [];
-  usedThisPeriod = 0; // us run by all its vCPUs since the last accounting
+  usedThisPeriod = 0; // us run by all its vCPUs since the last accounting (for a capped VM, plus what it overran before)
   usedTotal = 0;
 
   constructor(readonly id: string, public weight: number, public cap: number, readonly dedicated: boolean) {}
@@ -274,7 +274,11 @@ export class CreditScheduler {
       const totalWeight = active.reduce((s, vm) => s + vm.weight, 0);
       const pool = this.periodUs * this.sharedPcpus;
       for (const vm of this.vms.values()) {
-        vm.usedThisPeriod = 0;
+        // A run ends a little after its allowance (a physical CPU stops a vCPU between chunks of
+        // guest instructions, and the host sees it back later still): a capped VM's excess counts
+        // against the next periods, so the cap holds on average instead of being forgiven.
+        const allowance = (vm.cap / 100) * this.periodUs;
+        vm.usedThisPeriod = vm.cap > 0 ? Math.min(Math.max(0, vm.usedThisPeriod - allowance), CREDIT_CAP_PERIODS * this.periodUs) : 0;
         const wanting = vm.vcpus.filter((v) => v.runnable || v.running);
         if (vm.dedicated || !active.includes(vm) || wanting.length === 0) continue;
         // A VM can use at most one physical CPU per vCPU, and its cap.
