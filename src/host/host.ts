@@ -40,7 +40,7 @@ export interface HostOptions {
 
 export interface HostStats {
   machine: { capacityBytes: number; allocatedBytes: number; freeBytes: number };
-  pcpus: { runs: number }[];
+  pcpus: { runs: number; busyMs: number }[];
   vms: (VmStats & { state: string; sched: VcpuSchedStats[] })[];
 }
 
@@ -152,7 +152,7 @@ export class Host {
         allocatedBytes: (mem.allocatedFrames + mem.reservedFrames) * FRAME_BYTES,
         freeBytes: mem.freeFrameCount * FRAME_BYTES,
       },
-      pcpus: this.pcpus.map((p) => ({ runs: p.runs })),
+      pcpus: this.pcpus.map((p) => ({ runs: p.runs, busyMs: p.busyMs + (p.busy ? hostClockMs() - p.busySince : 0) })),
       vms: this.list().map((vm) => ({
         ...vm.stats(),
         state: vm.state,
@@ -199,7 +199,7 @@ export class Host {
     for (const p of this.pcpus) {
       if (p.busy) continue;
       const pick = this.sched.pick(p.index, now);
-      if (pick) this.dispatch(p, pick, now);
+      if (pick) this.dispatch(p, pick);
     }
     // A boosted vCPU that found no idle physical CPU takes one from a vCPU that is not boosted.
     for (const [v] of this.running) {
@@ -242,19 +242,21 @@ export class Host {
     }
   }
 
-  private dispatch(p: Pcpu, pick: SchedPick, startUs: number): void {
+  private dispatch(p: Pcpu, pick: SchedPick): void {
     const v = this.bySched.get(pick.vcpu)!;
     const { vm } = this.entities.get(v)!;
     let untilMs = this.t0 + pick.untilUs / 1000;
     if (vm.vcpus.length > this.pcpus.length) untilMs = Math.min(untilMs, hostClockMs() + SMP_TURN_MS);
-    this.hand(p, v, vm, pick, startUs, untilMs);
+    this.hand(p, v, vm, pick, 0, untilMs);
   }
 
   // Hands `v` to `p` until `untilMs`; when it comes back, serves its exit and either hands it back
-  // at once (its slice goes on) or tells the scheduler how it ended.
-  private hand(p: Pcpu, v: VCpu, vm: Vm, pick: SchedPick, startUs: number, untilMs: number): void {
+  // at once (its slice goes on) or tells the scheduler how it ended. `usedUs`: what the vCPU has
+  // run on physical CPUs in this slice so far, which is what the scheduler charges.
+  private hand(p: Pcpu, v: VCpu, vm: Vm, pick: SchedPick, usedUs: number, untilMs: number): void {
     vm.prepare(v);
     v.held = true;
+    if (!p.busy) p.busySince = hostClockMs();
     p.busy = true;
     this.running.set(v, p);
     // Stores the running vCPUs post reach their devices within a couple of milliseconds.
@@ -278,32 +280,37 @@ export class Host {
       untilMs,
       chunk: vm.chunk,
     }).then(
-      (code) => this.handedBack(p, v, vm, pick, startUs, untilMs, code),
+      (code) => this.handedBack(p, v, vm, pick, usedUs + p.ranMs * 1000, untilMs, code),
       (e: unknown) => this.crashed(p, v, vm, pick, e),
     );
   }
 
-  private handedBack(p: Pcpu, v: VCpu, vm: Vm, pick: SchedPick, startUs: number, untilMs: number, code: number): void {
+  private handedBack(p: Pcpu, v: VCpu, vm: Vm, pick: SchedPick, usedUs: number, untilMs: number, code: number): void {
     v.held = false;
     this.running.delete(v);
     vm.drainPosted();
     if (code < M.END_BLOCKED && code !== Exit.Budget && code !== Exit.Wfi) vm.serveExit(v, code);
     const now = this.nowUs();
     if (vm.state !== "running") {
-      p.busy = false;
-      this.sched.ran(pick.vcpu, now, now - startUs, false);
+      this.idle(p);
+      this.sched.ran(pick.vcpu, now, usedUs, false);
       this.forgetIfDone(vm);
       this.queuePass();
       return;
     }
     const served = code < M.END_BLOCKED;
     if (served && hostClockMs() < untilMs && !this.closed && vm.wantsCpu(v)) {
-      this.hand(p, v, vm, pick, startUs, untilMs);
+      this.hand(p, v, vm, pick, usedUs, untilMs);
       return;
     }
-    p.busy = false;
-    this.sched.ran(pick.vcpu, now, now - startUs, vm.wantsCpu(v));
+    this.idle(p);
+    this.sched.ran(pick.vcpu, now, usedUs, vm.wantsCpu(v));
     this.pass();
+  }
+
+  private idle(p: Pcpu): void {
+    if (p.busy) p.busyMs += hostClockMs() - p.busySince;
+    p.busy = false;
   }
 
   // A VM that stopped leaves the scheduler once no physical CPU holds any of its vCPUs.
@@ -314,7 +321,7 @@ export class Host {
   // A worker died under a vCPU: that VM is reported crashed; the physical CPU is replaced.
   private crashed(p: Pcpu, v: VCpu, vm: Vm, pick: SchedPick, e: unknown): void {
     v.held = false;
-    p.busy = false;
+    this.idle(p);
     this.running.delete(v);
     const why = e instanceof WorkerDied ? e.message : `internal error on a physical CPU: ${(e as Error).message ?? String(e)}`;
     vm.stop(71, `crashed: ${why}`);

@@ -17,6 +17,7 @@ export const TIMEBASE = 7;
 export const UNTIL_MS = 4; // host clock (ms since the epoch) at which the run ends
 export const CHUNK = 5; // guest instructions per run() call
 export const FINISHED_MS = 6; // host clock when the worker handed the vCPU back
+export const STARTED_MS = 7; // host clock when the worker took the order
 
 export const STATE_DONE = 0;
 export const STATE_ORDER = 1;

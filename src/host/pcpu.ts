@@ -31,6 +31,10 @@ export class Pcpu {
   // hand-back (which may be a new order at once), so no other dispatch slips in between.
   busy = false;
   runs = 0;
+  // Wall time the host kept this CPU busy (from handing it a vCPU to being done with it), and
+  // when the current busy stretch began: work conservation shows as busy time while work waits.
+  busyMs = 0;
+  busySince = 0;
 
   constructor(readonly index: number, private readonly mem: MachineMemory) {
     this.box = new Int32Array(this.mailbox);
@@ -54,9 +58,10 @@ export class Pcpu {
     return w;
   }
 
-  // The host clock (ms since the epoch) when the last run's vCPU was handed back.
-  get finishedMs(): number {
-    return this.boxF[M.FINISHED_MS]!;
+  // How long the worker ran the last order (ms): the physical CPU time it cost, without the
+  // hand-over latencies.
+  get ranMs(): number {
+    return Math.max(0, this.boxF[M.FINISHED_MS]! - this.boxF[M.STARTED_MS]!);
   }
 
   run(o: RunOrder): Promise<number> {

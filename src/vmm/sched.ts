@@ -57,6 +57,7 @@ export class SchedVm {
   readonly vcpus: SchedVcpu[] = [];
   usedThisPeriod = 0; // us run by all its vCPUs since the last accounting (for a capped VM, plus what it overran before)
   usedTotal = 0;
+  charged = 0; // us charged to it since the last accounting, carry-over aside
 
   constructor(readonly id: string, public weight: number, public cap: number, readonly dedicated: boolean) {}
 
@@ -208,6 +209,7 @@ export class CreditScheduler {
     v.stats.runUs += ranUs;
     v.vm.usedThisPeriod += ranUs;
     v.vm.usedTotal += ranUs;
+    v.vm.charged += ranUs;
     v.boosted = false;
     if (!stillRunnable) {
       v.runnable = false;
@@ -272,7 +274,17 @@ export class CreditScheduler {
       this.accountings++;
       const active = [...this.vms.values()].filter((vm) => !vm.dedicated && vm.vcpus.some((v) => v.runnable || v.running));
       const totalWeight = active.reduce((s, vm) => s + vm.weight, 0);
-      const pool = this.periodUs * this.sharedPcpus;
+      // The credit dealt is what the physical CPUs could give, or, when they were all busy but
+      // less than that was charged (runs are charged the time they ran on a physical CPU, not
+      // the hand-overs between), what was charged: credit dealt beyond what can be burnt would
+      // leave every vCPU in credit and the weights would stop mattering.
+      let charged = 0;
+      for (const vm of this.vms.values()) {
+        if (!vm.dedicated) charged += vm.charged;
+        vm.charged = 0;
+      }
+      const nominal = this.periodUs * this.sharedPcpus;
+      const pool = charged > 0 ? Math.min(nominal, Math.max(charged, nominal / 2)) : nominal;
       for (const vm of this.vms.values()) {
         // A run ends a little after its allowance (a physical CPU stops a vCPU between chunks of
         // guest instructions, and the host sees it back later still): a capped VM's excess counts
