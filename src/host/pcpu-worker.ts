@@ -10,7 +10,7 @@
 import { workerData } from "node:worker_threads";
 import * as L from "../hart/layout.js";
 import type { VmmExports } from "../vmm/vcpu.js";
-import { Vcb, guestTicks, hostClockMs, KICK_STOP, VCB_SET_TIMERS, VCB_KICK } from "../vmm/vcb.js";
+import { Vcb, guestTicks, hostClockMs, KICK_STOP, VCB_SET_TIMERS } from "../vmm/vcb.js";
 import { EXT_TIME } from "../vmm/sbi.js";
 import * as M from "./mailbox.js";
 

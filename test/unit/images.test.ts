@@ -24,8 +24,6 @@ import { MARKER_CODE, MARKER_INSN, markerElf } from "../../src/host/images/marke
 import { debianMirrorFromSources, parseDeb822Sources, parseOneLineSources, resolveMirror } from "../../src/host/images/mirror.js";
 import { collectModules, modinfo, modulesDep } from "../../src/host/images/modules.js";
 import { createReporter } from "../../src/host/images/progress.js";
-import { ensureDefaultGuest, pullDefaultGuest, type PullResult } from "../../src/host/images/pull.js";
-import { ROOT } from "../helpers.js";
 import { arArchive, fakeKo, tarOf } from "./synthetic-archive.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ringvisor-images-"));

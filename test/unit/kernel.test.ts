@@ -2,7 +2,6 @@
 // with synthetic images and every error a user can provoke (the real Debian kernel: test/system/pull.test.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { planBoot, parseImageHeader, describeUnknown } from "../../src/vm/kernel.js";
 import { ImageError } from "../../src/errors.js";
 import { ContiguousRam } from "../../src/vmm/guest-memory.js";
