@@ -49,7 +49,8 @@ export interface HostStats {
 // other's whole slice.
 const SMP_TURN_MS = 1;
 const POST_DRAIN_MS = 2;
-const SHRINK_IDLE_MS = 5_000;
+const SHRINK_WINDOW_MS = 5_000;
+const SHRINK_BELOW_SHARE = 0.02;
 
 interface Entity {
   vm: Vm;
@@ -65,6 +66,7 @@ export class Host {
   private readonly bySched = new Map<SchedVcpu, VCpu>();
   private readonly running = new Map<VCpu, Pcpu>();
   private readonly shrunk = new Set<Vm>();
+  private readonly activity = new Map<Vm, { atMs: number; runUs: number }>();
   private passQueued = false;
   private timer: NodeJS.Timeout | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
@@ -168,6 +170,8 @@ export class Host {
       if (e) this.bySched.delete(e.sched);
       this.entities.delete(v);
     }
+    this.activity.delete(vm);
+    this.shrunk.delete(vm);
     // With no VM left to run, the workers no longer keep the process alive.
     if (this.entities.size === 0) for (const p of this.pcpus) p.keepAlive(false);
   }
@@ -228,17 +232,32 @@ export class Host {
       idle.set(vm, (idle.get(vm) ?? true) && !wants);
     }
     for (const [vm, isIdle] of idle) {
-      if (!isIdle) {
-        vm.idleSince = undefined;
-        this.shrunk.delete(vm);
-      } else {
-        vm.idleSince ??= performance.now();
-        // A VM idle for a while gives back its shadow page tables (it rebuilds them on demand).
-        if (!this.shrunk.has(vm) && performance.now() - vm.idleSince > SHRINK_IDLE_MS) {
-          this.shrunk.add(vm);
-          vm.shrinkPools();
-        }
-      }
+      if (!isIdle) vm.idleSince = undefined;
+      else vm.idleSince ??= performance.now();
+      this.maybeShrink(vm, isIdle);
+    }
+  }
+
+  // A VM that has used almost no CPU for a while gives back its shadow page tables (it rebuilds
+  // them on demand). An idle Linux guest still wakes a few times a second, so "idle" is a share
+  // of the CPU over a window, not an unbroken wait.
+  private maybeShrink(vm: Vm, idleNow: boolean): void {
+    const now = performance.now();
+    let used = 0;
+    for (const v of vm.vcpus) used += this.entities.get(v)?.sched.stats.runUs ?? 0;
+    const a = this.activity.get(vm);
+    if (!a) {
+      this.activity.set(vm, { atMs: now, runUs: used });
+      return;
+    }
+    if (now - a.atMs < SHRINK_WINDOW_MS) return;
+    const share = (used - a.runUs) / ((now - a.atMs) * 1000);
+    this.activity.set(vm, { atMs: now, runUs: used });
+    if (share >= SHRINK_BELOW_SHARE) {
+      this.shrunk.delete(vm);
+    } else if (idleNow && !this.shrunk.has(vm)) {
+      this.shrunk.add(vm);
+      vm.shrinkPools();
     }
   }
 

@@ -8,6 +8,7 @@ export const BYTES = 64;
 export const STATE = 0;
 export const RESULT = 1;
 export const KIND = 2;
+// Block offsets are stored in i32 slots and read back unsigned (machine memory reaches 4 GiB).
 export const CORE = 3; // the block run() or vmmRun() takes
 export const REAL = 4; // the hart block that executes (retired instructions, the time CSR)
 export const IRQ = 5; // the hart block whose mip/mie/WFI the guest's interrupts live in

@@ -65,10 +65,11 @@ function postStore(real: BigInt64Array, vcb: Vcb): boolean {
 function runOrder(): number {
   const buffer = memory.buffer as unknown as SharedArrayBuffer;
   const te = box[M.KIND] === M.KIND_TRAP_EMULATE;
-  const core = box[M.CORE]!;
-  const real = new BigInt64Array(buffer, box[M.REAL]!, L.HART_STATE_BYTES / 8);
-  const irq = new BigInt64Array(buffer, box[M.IRQ]!, L.HART_STATE_BYTES / 8);
-  const vcb = new Vcb(buffer, box[M.VCB]!);
+  // Byte offsets in machine memory are unsigned: a machine may be up to 4 GiB.
+  const core = box[M.CORE]! >>> 0;
+  const real = new BigInt64Array(buffer, box[M.REAL]! >>> 0, L.HART_STATE_BYTES / 8);
+  const irq = new BigInt64Array(buffer, box[M.IRQ]! >>> 0, L.HART_STATE_BYTES / 8);
+  const vcb = new Vcb(buffer, box[M.VCB]! >>> 0);
   const untilMs = boxF[M.UNTIL_MS]!;
   const chunk = boxF[M.CHUNK]!;
   const hz = BigInt(box[M.TIMEBASE]!);

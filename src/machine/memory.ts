@@ -109,6 +109,7 @@ export class MachineMemory {
   // deterministic pseudo-random order, so that nothing can depend on machine frames being
   // contiguous (tests use it to prove that guests see contiguous RAM anyway).
   allocFrames(n: number, scattered = false, seed = 1): number[] {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`cannot allocate ${n} frames`);
     if (n > this.freeFrameCount) this.refuse(n, `${n} frames`);
     if (scattered) return this.allocScattered(n, seed);
     const picked: number[] = [];

@@ -277,7 +277,7 @@ export class Vm {
   // runs again). The host holds its vCPUs. Returns the frames freed.
   shrinkPools(): number {
     let n = 0;
-    for (const v of this.vcpus) if (v.core instanceof TrapEmulateCore) n += v.core.shrinkPool();
+    for (const v of this.vcpus) if (v.core instanceof TrapEmulateCore && !v.held) n += v.core.shrinkPool();
     return n;
   }
 

@@ -22,7 +22,7 @@ export class P2m implements GuestMemory {
   // RAM frames come from `account`, wherever the allocator has them; `scatterSeed` shuffles them
   // deterministically (tests use it to show that nothing depends on contiguous frames).
   constructor(account: FrameAccount, readonly base: bigint, readonly bytes: number, scatterSeed?: number) {
-    if (bytes % FRAME_BYTES !== 0) throw new Error(`guest RAM of ${bytes} bytes is not a whole number of frames`);
+    if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % FRAME_BYTES !== 0) throw new Error(`guest RAM of ${bytes} bytes is not a positive whole number of frames`);
     this.mem = account.mem;
     this.frames = bytes / FRAME_BYTES;
     const tableFrames = Math.ceil((this.frames * 4) / FRAME_BYTES);
