@@ -49,6 +49,7 @@ export class Pcpu {
     });
     w.unref();
     const die = (e: Error): void => {
+      if (this.worker !== w) return; // a replaced worker's late "exit" must not fail the next run
       const f = this.failed;
       this.failed = undefined;
       f?.(new WorkerDied(`physical CPU ${this.index} (a worker thread) died: ${e.message}`));
