@@ -82,12 +82,21 @@ export class Pcpu {
       Atomics.store(b, M.STATE, M.STATE_ORDER);
       Atomics.notify(b, M.STATE);
       // Not "equal" when the worker was done before we looked: then there is nothing to wait for.
+      // A wake-up can also be the late notify of the previous order (the worker stores DONE, then
+      // notifies; we may have seen DONE and given a new order in between): then the state still
+      // says ORDER and we wait again.
+      const settle = (): void => {
+        if (this.failed !== reject) return;
+        const again = Atomics.waitAsync(b, M.STATE, M.STATE_ORDER);
+        if (again.async) void again.value.then(settle);
+        else finish();
+      };
       const w = Atomics.waitAsync(b, M.STATE, M.STATE_ORDER);
       const finish = (): void => {
         this.failed = undefined;
         resolve(b[M.RESULT]!);
       };
-      if (w.async) void w.value.then(() => { if (this.failed === reject) finish(); });
+      if (w.async) void w.value.then(settle);
       else finish();
     });
     return done;
