@@ -10,7 +10,7 @@
 import { workerData } from "node:worker_threads";
 import * as L from "../hart/layout.js";
 import type { VmmExports } from "../vmm/vcpu.js";
-import { Vcb, guestTicks, hostClockMs, KICK_STOP, VCB_SET_TIMERS } from "../vmm/vcb.js";
+import { Vcb, guestTicks, hostClockMs, KICK_STOP, VCB_SET_TIMERS, VCB_BYTES } from "../vmm/vcb.js";
 import { EXT_TIME } from "../vmm/sbi.js";
 import * as M from "./mailbox.js";
 
@@ -63,8 +63,12 @@ function postStore(real: BigInt64Array, vcb: Vcb): boolean {
 }
 
 function runOrder(): number {
-  const buffer = memory.buffer as unknown as SharedArrayBuffer;
   const te = box[M.KIND] === M.KIND_TRAP_EMULATE;
+  // The host grows machine memory on its own thread; this thread's buffer object may still have
+  // the old length until it asks again (grow(0) returns the current size and a current buffer).
+  const end = Math.max((box[M.REAL]! >>> 0) + L.HART_STATE_BYTES, (box[M.IRQ]! >>> 0) + L.HART_STATE_BYTES, (box[M.VCB]! >>> 0) + VCB_BYTES);
+  if (memory.buffer.byteLength < end) memory.grow(0);
+  const buffer = memory.buffer as unknown as SharedArrayBuffer;
   // Byte offsets in machine memory are unsigned: a machine may be up to 4 GiB.
   const core = box[M.CORE]! >>> 0;
   const real = new BigInt64Array(buffer, box[M.REAL]! >>> 0, L.HART_STATE_BYTES / 8);
