@@ -120,7 +120,7 @@ function plan(files: string[], opts: UpOptions): { vms: Planned[]; attach: strin
   const free = Math.ceil(machineBytes / 65536) * (65536 / FRAME_BYTES) - MODULE_RESERVED_BYTES / FRAME_BYTES;
   let used = 0;
   for (const { file, spec } of vms) {
-    const need = estimateFrames({ memBytes: spec.memory * MiB, cpus: spec.vcpus, virt: spec.virt });
+    const need = estimateFrames({ memBytes: spec.memory * MiB, cpus: spec.vcpus, virt: spec.virt, dedicated: spec.dedicated });
     if (used + need > free) {
       const before = used > 0 ? `; the VMs before it take ${mib(used)}, leaving ${mib(free - used)}` : "";
       throw new UserError(`${file}: field 'memory': VM '${spec.name}' needs about ${mib(need)} of machine memory (${spec.memory} MiB RAM plus the hypervisor's structures), but the machine has ${machineSays}${before}`);

@@ -119,6 +119,21 @@ export class Host {
     this.queuePass();
   }
 
+  // Changes a VM's weight or cap while it runs (or before it starts); the scheduler uses the new
+  // values from its next accounting period. Values out of range are refused, nothing changed.
+  setScheduling(vm: Vm, change: { weight?: number; cap?: number }): void {
+    if (this.vms.get(vm.name) !== vm) throw new UserError(`VM ${vm.name} is not on this host`);
+    const { weight, cap } = change;
+    if (weight !== undefined && (!Number.isInteger(weight) || weight < 1 || weight > 65535)) throw new UserError(`weight must be an integer from 1 to 65535 (got ${weight})`);
+    if (cap !== undefined && (!Number.isInteger(cap) || cap < 0 || cap > 100 * vm.vcpus.length)) throw new UserError(`cap must be a whole percentage from 0 (none) to ${100 * vm.vcpus.length} (got ${cap})`);
+    if (this.sched.vm(vm.name)) {
+      if (weight !== undefined) this.sched.setWeight(vm.name, weight);
+      if (cap !== undefined) this.sched.setCap(vm.name, cap);
+    }
+    vm.setScheduling(change);
+    this.queuePass();
+  }
+
   // Stops a VM if it runs, waits until no physical CPU holds any of its vCPUs, and gives back
   // every frame it held.
   async destroy(vm: Vm): Promise<void> {
@@ -376,13 +391,14 @@ function emptySched(): VcpuSchedStats {
 }
 
 // Frames a VM holds when it starts: its RAM, the p2m table, the control blocks, and per vCPU its
-// hart blocks and, under the hypervisor, its VMM block and the start of its shadow pool.
-export function estimateFrames(cfg: Pick<VmConfig, "memBytes" | "cpus" | "virt" | "shadowPoolFrames">): number {
+// hart blocks and, under the hypervisor, its VMM block and the start of its shadow pool (all of
+// it for a dedicated partition, which reserves its frames up front).
+export function estimateFrames(cfg: Pick<VmConfig, "memBytes" | "cpus" | "virt" | "shadowPoolFrames" | "dedicated">): number {
   const ram = Math.ceil(cfg.memBytes / FRAME_BYTES);
   const p2m = Math.ceil((ram * 4) / FRAME_BYTES);
   const hart = L.HART_STATE_BYTES / FRAME_BYTES;
   const cap = cfg.shadowPoolFrames ?? DEFAULT_POOL_FRAMES;
-  const pool = Math.min(cap, POOL_START_FRAMES); // it grows from there as the guest runs
+  const pool = cfg.dedicated ? cap : Math.min(cap, POOL_START_FRAMES); // else it grows from there as the guest runs
   const vmmBlock = Math.ceil((V.VC_BLOCK_BYTES + cap * 8) / FRAME_BYTES);
   const perCpu = cfg.virt === "native" ? hart : 2 * hart + pool + vmmBlock;
   return ram + p2m + Math.ceil((cfg.cpus * VCB_BYTES) / FRAME_BYTES) + cfg.cpus * perCpu;

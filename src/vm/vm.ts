@@ -177,7 +177,7 @@ export class Vm {
       hart.setCsr(L.HART_MCOUNTEREN, 7n); // cycle, time, instret readable below M
       core = new NativeCore(hart);
     } else {
-      core = new TrapEmulateCore(this.account, this.wasm, i, this.ram, this.cfg.shadowPoolFrames);
+      core = new TrapEmulateCore(this.account, this.wasm, i, this.ram, this.cfg.shadowPoolFrames, this.cfg.dedicated ?? false);
     }
     if (this.cfg.markers) core.hart.addFlags(L.FLAG_MARKERS);
     return core;
@@ -193,6 +193,12 @@ export class Vm {
 
   get scheduling(): { weight?: number; cap?: number; dedicated?: boolean } {
     return { weight: this.cfg.weight, cap: this.cfg.cap, dedicated: this.cfg.dedicated };
+  }
+
+  // The host's record of a change (Host.setScheduling, which checks the values).
+  setScheduling(change: { weight?: number; cap?: number }): void {
+    if (change.weight !== undefined) this.cfg.weight = change.weight;
+    if (change.cap !== undefined) this.cfg.cap = change.cap;
   }
 
   // Loads the kernel, initrd and device tree and starts hart 0 (SBI boot protocol).

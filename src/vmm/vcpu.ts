@@ -95,7 +95,8 @@ export class TrapEmulateCore implements ExecCore {
 
   // `poolCap`: the most frames of shadow page tables this vCPU may hold; it starts with a few and
   // grows on demand (EXIT_POOL), and an idle vCPU's pool is emptied and shrunk (shrinkPool).
-  constructor(private readonly account: FrameAccount, private readonly wasm: VmmExports, id: number, p2m: P2m, poolCap = DEFAULT_POOL_FRAMES) {
+  // `reserve` (a dedicated partition): the whole pool is taken now and kept until dispose.
+  constructor(private readonly account: FrameAccount, private readonly wasm: VmmExports, id: number, p2m: P2m, poolCap = DEFAULT_POOL_FRAMES, private readonly reserve = false) {
     if (poolCap < 8) throw new Error(`a shadow pool of ${poolCap} frames cannot hold one translation path`);
     const mem = account.mem;
     const blockBytes = V.VC_BLOCK_BYTES + 8 * poolCap;
@@ -134,7 +135,16 @@ export class TrapEmulateCore implements ExecCore {
     this.set(V.VC_POOL, mapAt);
     this.set(V.VC_POOL_FRAMES, 0);
     this.set(V.VC_POOL_CAP, poolCap);
-    this.growPool(Math.min(poolCap, POOL_START_FRAMES));
+    if (reserve) {
+      const got = account.frames("shadow", poolCap); // throws OutOfMachineMemory: nothing half-made is kept by the caller
+      for (const off of got) {
+        this.poolMap[this.poolFrames.length] = off / 4096;
+        this.poolFrames.push(off);
+      }
+      this.set(V.VC_POOL_FRAMES, this.poolFrames.length);
+    } else {
+      this.growPool(Math.min(poolCap, POOL_START_FRAMES));
+    }
     this.set(V.VC_CUR_AS, -1);
     wasm.vmmSync(this.block);
   }
@@ -179,7 +189,7 @@ export class TrapEmulateCore implements ExecCore {
   // An idle vCPU: drop every shadow (they are rebuilt on demand) and give back all but `keep`
   // frames of the pool. The host holds the vCPU.
   shrinkPool(keep = POOL_START_FRAMES): number {
-    if (this.poolFrames.length <= keep) return 0;
+    if (this.reserve || this.poolFrames.length <= keep) return 0;
     this.wasm.vmmShrink(this.block);
     const drop = this.poolFrames.splice(keep);
     for (const off of drop) this.account.freeFrame("shadow", off);

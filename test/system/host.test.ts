@@ -210,6 +210,35 @@ test("a VM that does not fit is refused, saying how much machine memory is free"
   }
 });
 
+test("a dedicated partition reserves its shadow page tables up front and keeps them while idle", { timeout: 60_000 }, async () => {
+  const host = new Host({ machineBytes: 256 * MiB, pcpus: 2 });
+  const mem = host.machine.mem;
+  const cfg = (name: string, dedicated: boolean, poolFrames: number): VmConfig => ({
+    name, kernel: stressKernel("spin"), cmdline: "", memBytes: 32 * MiB, cpus: 1, virt: "trap-and-emulate", console: () => undefined,
+    shadowPoolFrames: poolFrames, dedicated,
+  });
+  try {
+    const shared = host.createVm(cfg("shared", false, 4096));
+    const pinned = host.createVm(cfg("pinned", true, 4096));
+    assert.ok(shared.stats().frames.shadow < 4096, `a shared VM starts with a few shadow frames (${shared.stats().frames.shadow})`);
+    assert.equal(pinned.stats().frames.shadow, 4096, "a dedicated VM holds its whole shadow pool from creation");
+    host.start(pinned);
+    await until("pinned to run", () => Number(pinned.instructions()) > 1e6, 30_000);
+    assert.equal(pinned.shrinkPools(), 0, "a dedicated VM's pool is not given back");
+    assert.equal(pinned.stats().frames.shadow, 4096);
+    // What does not fit with its whole pool is refused before anything is taken.
+    const before = mem.allocatedFrames;
+    assert.throws(() => host.createVm(cfg("big", true, 8192 * 8)), OutOfMachineMemory);
+    assert.equal(mem.allocatedFrames, before, "the refused partition holds no frame");
+    checkAccounts(host, "with a dedicated VM");
+    await host.destroy(pinned);
+    await host.destroy(shared);
+    assert.equal(mem.allocatedFrames, 0, "every frame came back");
+  } finally {
+    await host.close();
+  }
+});
+
 test("guests that panic, spin, trap or call the firmware endlessly leave a healthy Debian guest beside them answering", { skip: g.skip, timeout: 240_000 }, async () => {
   const { kernel, initrd } = debian();
   const sha = initSha256(initrd);

@@ -93,7 +93,7 @@ function near(got: number, want: number, what: string): void {
   assert.ok(Math.abs(got - want) <= TOLERANCE, `${what}: ${pct(got)}, expected ${pct(want)} within ${TOLERANCE * 100} points`);
 }
 
-test("two CPU-bound guests with weights 256 and 512 on one physical CPU share it 1:2", { timeout: 60_000 }, async () => {
+test("two CPU-bound guests with weights 256 and 512 on one physical CPU share it 1:2, and 2:1 once the weights are swapped while they run", { timeout: 90_000 }, async () => {
   const host = new Host({ pcpus: 1 });
   try {
     const a = new Spinner(host, "w256", { weight: 256 });
@@ -112,6 +112,17 @@ test("two CPU-bound guests with weights 256 and 512 on one physical CPU share it
     near(cpu, 1 / 3, "the weight-256 guest's share by the scheduler's accounting");
     near(rounds, 1 / 3, "its share of the rounds the guests counted");
     near(instr, 1 / 3, "its share of the instructions the guests retired");
+
+    // Weights changed while both run: the shares follow.
+    host.setScheduling(a.vm, { weight: 512 });
+    host.setScheduling(b.vm, { weight: 256 });
+    assert.throws(() => host.setScheduling(a.vm, { weight: 0 }), /1 to 65535/);
+    assert.equal(a.vm.scheduling.weight, 512, "a refused change changes nothing");
+    const [ta, tb] = await measure(host, [a.vm, b.vm], () => [a.rounds, b.rounds]);
+    const swapped = ta!.cpu / (ta!.cpu + tb!.cpu);
+    console.log(`weights swapped live to 512:256: ${pct(ta!.cpu)} + ${pct(tb!.cpu)} (the first guest's share ${pct(swapped)})`);
+    near(swapped, 2 / 3, "the first guest's share once its weight is 512 and the other's 256");
+    near(ta!.rounds / (ta!.rounds + tb!.rounds), 2 / 3, "its share of the rounds counted after the change");
   } finally {
     await host.close();
   }
