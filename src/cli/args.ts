@@ -37,3 +37,11 @@ export function readInput(path: string, what?: string): Uint8Array {
     throw new UserError(`cannot read ${what ? `${what} ` : ""}${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
 }
+
+// --jit on|off: whether the physical CPUs translate hot guest code to wasm (src/hart/jit).
+export const JIT_HELP = "translate hot guest code to WebAssembly (on) or only interpret it (off)";
+export function jitSwitch(v: string): boolean {
+  if (v === "on") return true;
+  if (v === "off") return false;
+  throw new UserError(`--jit must be on or off (got ${v === "" ? "nothing" : v})`);
+}

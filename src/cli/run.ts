@@ -3,13 +3,14 @@
 import { closeSync, openSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { Command, Option } from "commander";
-import { positiveInt, memMiB, pcpuCount, readInput } from "./args.js";
+import { positiveInt, memMiB, pcpuCount, readInput, jitSwitch, JIT_HELP } from "./args.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode, type RunResult, type Vm } from "../vm/vm.js";
 import { DEFAULT_CMDLINE } from "../vm/spec.js";
 import { Host, MAX_PCPUS } from "../host/host.js";
 import { UserError } from "../errors.js";
 import { ensureDefaultGuest } from "../host/images/pull.js";
 import { exitTable } from "../vmm/stats.js";
+import type { HostStats } from "../host/host.js";
 import { DETACH, TYPIST_TICK_MS, QueryFilter, Typist, checkOnEof, releaseStdin } from "./console.js";
 
 export { DEFAULT_CMDLINE };
@@ -22,6 +23,7 @@ interface RunOptions {
   mem: number;
   cpus: number;
   pcpus?: number;
+  jit: boolean;
   virt: string;
   scatterFrames?: number;
   markers?: boolean;
@@ -43,6 +45,7 @@ export function registerRunCommand(program: Command): void {
     .option("--cpus <n>", `number of virtual CPUs, 1 to ${MAX_CPUS}`, positiveInt, 1)
     .option("--pcpus <n>", `physical CPUs (worker threads) of the host, 1 to ${MAX_PCPUS}; default: one per host core`, pcpuCount)
     .addOption(new Option("--virt <mode>", `how the guest is run: ${VIRT_MODES.join(", ")}`).default("trap-and-emulate"))
+    .option("--jit <on|off>", JIT_HELP, jitSwitch, true)
     .option("--scatter-frames <seed>", "back guest RAM with machine frames in a seeded random order", positiveInt)
     .addOption(new Option("--on-eof <action>", "when piped input ends: poweroff (end the guest's shell once the last command is done, which powers the default guest off) or wait (run until the guest powers off)").default("poweroff"))
     .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
@@ -98,7 +101,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
   // Terminal queries the guest's shell sends (ash asks for the cursor position after each
   // prompt) mean nothing in a file or a pipe, and no terminal will answer them there.
   const filter = out.isTTY ? undefined : new QueryFilter();
-  const host = new Host({ pcpus: opts.pcpus });
+  const host = new Host({ pcpus: opts.pcpus, jit: opts.jit });
   const vm = host.createVm({
     kernel,
     initrd,
@@ -154,12 +157,13 @@ async function runCommand(opts: RunOptions): Promise<number> {
       process.stderr.write(`marker ${i + 1}: hart ${m.hart} instret ${m.instret} at ${m.seconds.toFixed(3)} s\n`);
     }
   }
-  if (opts.stats) printStats(vm, r);
-  if (opts.statsJson) writeFileSync(opts.statsJson, JSON.stringify({ seconds: r.seconds, ...vm.stats() }, null, 2) + "\n");
+  const pcpus = host.stats().pcpus;
+  if (opts.stats) printStats(vm, r, pcpus);
+  if (opts.statsJson) writeFileSync(opts.statsJson, JSON.stringify({ seconds: r.seconds, ...vm.stats(), pcpus }, null, 2) + "\n");
   return r.status;
 }
 
-function printStats(vm: Vm, r: RunResult): void {
+function printStats(vm: Vm, r: RunResult, pcpus: HostStats["pcpus"]): void {
   const w = (s: string): boolean => process.stderr.write(s + "\n");
   const st = vm.stats();
   const num = (n: number): string => n.toLocaleString("en-US");
@@ -182,5 +186,14 @@ function printStats(vm: Vm, r: RunResult): void {
       `${num(s.rebuilds)} rebuilds, ${num(s.pagesHeld)} table pages held (max ${num(s.pagesMax)}), ` +
       `${num(s.addressSpaceSwitches)} address-space switches (${num(s.addressSpacesBuilt)} built, ${num(s.addressSpacesEvicted)} evicted), ` +
       `${num(s.rootSwitches)} root switches`);
+  });
+  pcpus.forEach((p, i) => {
+    const j = p.jit;
+    if (!j) return;
+    w(`  pCPU ${i} translator: ${num(j.translations)} translations in ${num(j.modules)} modules (${num(j.blocks)} blocks, ${num(j.guestInsns)} guest instructions, ` +
+      `${(j.wasmBytes / 1024).toFixed(0)} KiB of wasm) in ${(j.translateMs / 1000).toFixed(3)} s, ` +
+      `${j.translations > 0 ? ((1000 * j.translateMs) / j.translations).toFixed(0) : 0} us each; ${num(j.live)} live (${(j.liveBytes / 1024).toFixed(0)} KiB); ` +
+      `${num(j.failed)} not translatable, ${num(j.invalidated)} invalidated by stores, ${num(j.evicted)} evicted; ` +
+      `fence.i ${num(j.fenceI)}, checks ${num(j.checks)}${j.compileErrors ? `, ${num(j.compileErrors)} COMPILE ERRORS` : ""}`);
   });
 }

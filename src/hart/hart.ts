@@ -4,6 +4,14 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as L from "./layout.js";
 import type { MachineMemory } from "../machine/memory.js";
+import { Jit, type JitOptions } from "./jit/cache.js";
+
+export interface CodeTrack {
+  flag: number;
+  genEpoch: number;
+  gen: number;
+  dirty: number;
+}
 
 export interface HartExports {
   reset(state: number, hartid: bigint): void;
@@ -12,6 +20,10 @@ export interface HartExports {
   hostTrap(state: number, cause: bigint, tval: bigint): number;
   flushTlb(state: number): void;
   pendingIrq(state: number): bigint;
+  table: WebAssembly.Table;
+  jitSetup(map: number, hot: number, dirty: number, flag: number): void;
+  jitLoad: (...a: never[]) => unknown;
+  jitStore: (...a: never[]) => unknown;
 }
 
 export const Exit = {
@@ -33,10 +45,30 @@ export function hartModule(): WebAssembly.Module {
   return compiled;
 }
 
-// One wasm instance per thread and machine memory; it can run any hart in that memory.
-export function instantiateHart(mem: MachineMemory): HartExports {
-  const inst = new WebAssembly.Instance(hartModule(), { env: { memory: mem.memory } });
-  return inst.exports as unknown as HartExports;
+// One wasm instance per thread and machine memory; it can run any hart in that memory. With
+// `jitRegion` (JIT_REGION_BYTES of machine memory this thread owns), the instance translates hot
+// code (src/hart/jit); without, it only interprets, but its stores still mark the machine's
+// dirty map, since other threads' translators rely on it.
+export function instantiateHart(mem: MachineMemory, jitRegion?: number, jitOpts?: JitOptions): HartExports {
+  return instantiateOn(hartModule(), mem.memory, mem.codeTrack, jitRegion, jitOpts).wasm;
+}
+
+// The same for a thread that has only the memory and the module (a physical-CPU worker).
+export function instantiateOn(module: WebAssembly.Module, memory: WebAssembly.Memory, track: CodeTrack, jitRegion?: number, jitOpts?: JitOptions): { wasm: HartExports; jit?: Jit } {
+  let jit: Jit | undefined;
+  const inst = new WebAssembly.Instance(module, { env: { memory }, jit: Jit.imports(() => jit) });
+  const wasm = inst.exports as unknown as HartExports;
+  if (jitRegion !== undefined) jit = new Jit(memory, wasm, track, jitRegion, jitOpts);
+  else wasm.jitSetup(0, 0, track.dirty, track.flag);
+  jits.set(wasm, jit);
+  return { wasm, jit };
+}
+
+const jits = new WeakMap<object, Jit | undefined>();
+
+// The translation cache of an instance made by instantiateHart, if it has one.
+export function jitOf(wasm: object): Jit | undefined {
+  return jits.get(wasm);
 }
 
 export interface MmioAccess {
@@ -165,6 +197,8 @@ export class Hart {
       tlbFlushes: Number(this.field(L.HART_STAT_FLUSH)),
       sfences: Number(this.field(L.HART_STAT_SFENCE)),
       satpWrites: Number(this.field(L.HART_STAT_SATP)),
+      translatedRuns: Number(this.field(L.HART_STAT_JIT_RUNS)),
+      translatedInsns: Number(this.field(L.HART_STAT_JIT_INSNS)),
     };
   }
 }

@@ -86,6 +86,13 @@ export const HART_L1_GEN = 976; // nonzero: a 1 GiB or larger page, or a region-
 // from the host's last update at its own speed between updates).
 export const HART_TIME_FLOOR_ADDR = 984;
 
+// Set by the hart's slow paths for translated code (jitLoad, jitStore): nonzero when the access
+// did not complete (a fault, MMIO, a watched store), so the translated code must leave and let
+// the interpreter execute that instruction.
+export const HART_JIT_FAIL = 992;
+export const HART_STAT_JIT_RUNS = 1000; // calls into translated code
+export const HART_STAT_JIT_INSNS = 1008; // instructions retired in translated code
+
 // Translation caches live in the same block (see src/hart/asm/mmu.ts).
 export const HART_L1TLB = 4096;
 export const L1_ENTRIES = 1024; // per context and access kind, direct mapped: 4 MiB of reach
@@ -111,6 +118,18 @@ export const EXIT_TRAP = 2; // a trap would enter M-mode; pc is the trapping ins
 export const EXIT_MMIO = 3; // load/store outside RAM; pc is the instruction; see HART_EXIT_*
 export const EXIT_WATCH = 4; // a store hit HART_WATCH; pc is past the store
 export const EXIT_MARKER = 5; // the marker instruction retired (when enabled); pc is past it
+
+// The translator (src/hart/jit): per physical CPU (wasm instance), a direct-mapped map from the
+// machine address of a translated block's first instruction to {function table index, block},
+// and a direct-mapped table of hotness counters. Machine-wide, one byte per frame marks frames
+// stored to since the translator last looked (set by every store), a u32 per frame counts how
+// often a frame's contents were found changed, and one u32 counts fence.i executed anywhere.
+export const JIT_MAP_ENTRIES = 262144; // 4 MiB: a booted Debian kernel has about 40k hot blocks
+export const JIT_MAP_ENTRY_BYTES = 16; // u32 key (machine address), u32 table index, u32 block, u32 spare
+export const JIT_HOT_ENTRIES = 16384;
+export const JIT_HOT_ENTRY_BYTES = 8; // u32 key, i32 count
+export const JIT_HOT_THRESHOLD = 16; // samples (one per JIT_TICK taken branches) before a translation
+export const JIT_TICK = 16; // taken branches between the interpreter's looks for translated code
 
 export const PRIV_U = 0;
 export const PRIV_S = 1;

@@ -19,6 +19,7 @@ import * as L from "../hart/layout.js";
 import { Exit } from "../hart/hart.js";
 import { Vm, TIMEBASE_HZ, type VmConfig, type VmStats } from "../vm/vm.js";
 import { CreditScheduler, type SchedVcpu, type VcpuSchedStats, type Pick as SchedPick } from "../vmm/sched.js";
+import type { JitStats } from "../hart/jit/cache.js";
 import { DEFAULT_POOL_FRAMES, POOL_START_FRAMES, TrapEmulateCore, type VCpu } from "../vmm/vcpu.js";
 import { KICK_LOOK, KICK_STOP, VCB_BYTES, hostClockMs } from "../vmm/vcb.js";
 import * as V from "../vmm/layout.js";
@@ -36,11 +37,13 @@ export interface HostOptions {
   pcpus?: number;
   sliceUs?: number;
   periodUs?: number;
+  // Translate hot guest code to wasm on every physical CPU (src/hart/jit; default on).
+  jit?: boolean;
 }
 
 export interface HostStats {
   machine: { capacityBytes: number; allocatedBytes: number; freeBytes: number };
-  pcpus: { runs: number; busyMs: number }[];
+  pcpus: { runs: number; busyMs: number; jit?: JitStats }[];
   vms: (VmStats & { state: string; sched: VcpuSchedStats[] })[];
 }
 
@@ -79,7 +82,7 @@ export class Host {
     if (!Number.isInteger(n) || n < 1 || n > MAX_PCPUS) throw new UserError(`--pcpus must be between 1 and ${MAX_PCPUS} (got ${n})`);
     this.machine = new Machine(opts.machineBytes ?? defaultMachineBytes());
     this.sched = new CreditScheduler({ pcpus: n, sliceUs: opts.sliceUs, periodUs: opts.periodUs });
-    for (let i = 0; i < n; i++) this.pcpus.push(new Pcpu(i, this.machine.mem));
+    for (let i = 0; i < n; i++) this.pcpus.push(new Pcpu(i, this.machine.mem, opts.jit ?? true));
   }
 
   private nowUs(): number {
@@ -169,7 +172,7 @@ export class Host {
         allocatedBytes: (mem.allocatedFrames + mem.reservedFrames) * FRAME_BYTES,
         freeBytes: mem.freeFrameCount * FRAME_BYTES,
       },
-      pcpus: this.pcpus.map((p) => ({ runs: p.runs, busyMs: p.busyMs + (p.busy ? hostClockMs() - p.busySince : 0) })),
+      pcpus: this.pcpus.map((p) => ({ runs: p.runs, busyMs: p.busyMs + (p.busy ? hostClockMs() - p.busySince : 0), jit: p.jitStats() })),
       vms: this.list().map((vm) => ({
         ...vm.stats(),
         state: vm.state,

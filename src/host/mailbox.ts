@@ -3,7 +3,7 @@
 // (the worker sleeps), then sets ORDER; the worker owns the vCPU until it writes the result and
 // sets DONE again. Each side reads the other's fields only after seeing the STATE it waits for
 // (Atomics.store/load order the plain accesses around them).
-export const BYTES = 64;
+export const BYTES = 256;
 // i32 slots
 export const STATE = 0;
 export const RESULT = 1;
@@ -19,6 +19,12 @@ export const UNTIL_MS = 4; // host clock (ms since the epoch) at which the run e
 export const CHUNK = 5; // guest instructions per run() call
 export const FINISHED_MS = 6; // host clock when the worker handed the vCPU back
 export const STARTED_MS = 7; // host clock when the worker took the order
+// The worker's translation cache counters (JIT_STAT_NAMES order), written before each DONE.
+export const JIT_STATS = 8;
+export const JIT_STAT_NAMES = [
+  "translations", "modules", "live", "failed", "blocks", "guestInsns", "wasmBytes", "liveBytes", "translateMs",
+  "evicted", "invalidated", "fenceI", "checks", "compileErrors",
+] as const;
 
 export const STATE_DONE = 0;
 export const STATE_ORDER = 1;

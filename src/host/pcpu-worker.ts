@@ -10,14 +10,24 @@
 import { workerData } from "node:worker_threads";
 import * as L from "../hart/layout.js";
 import type { VmmExports } from "../vmm/vcpu.js";
+import { instantiateOn, type CodeTrack } from "../hart/hart.js";
 import { Vcb, guestTicks, hostClockMs, KICK_STOP, VCB_SET_TIMERS, VCB_BYTES } from "../vmm/vcb.js";
 import { EXT_TIME } from "../vmm/sbi.js";
 import * as M from "./mailbox.js";
 
-const { memory, module } = workerData as { memory: WebAssembly.Memory; module: WebAssembly.Module; mailbox: SharedArrayBuffer };
-const box = new Int32Array((workerData as { mailbox: SharedArrayBuffer }).mailbox);
-const boxF = new Float64Array((workerData as { mailbox: SharedArrayBuffer }).mailbox);
-const wasm = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as VmmExports;
+interface WorkerData {
+  memory: WebAssembly.Memory;
+  module: WebAssembly.Module;
+  mailbox: SharedArrayBuffer;
+  track: CodeTrack;
+  jitRegion?: number;
+}
+const { memory, module, mailbox, track, jitRegion } = workerData as WorkerData;
+const box = new Int32Array(mailbox);
+const boxF = new Float64Array(mailbox);
+// This thread's instance and its translation cache (src/hart/jit), owned by this thread.
+const { wasm: hartWasm, jit } = instantiateOn(module, memory, track, jitRegion);
+const wasm = hartWasm as unknown as VmmExports;
 
 const MIP_STIP = 1n << 5n;
 const NO_TIMER = 0xffff_ffff_ffff_ffffn;
@@ -105,6 +115,7 @@ function runOrder(): number {
     }
     const before = real[L.HART_INSTRET / 8]!;
     const w0 = performance.now();
+    jit?.check();
     const code = te ? wasm.vmmRun(core, BigInt(budget)) : wasm.run(core, BigInt(budget));
     const ran = Number(real[L.HART_INSTRET / 8]! - before);
     const ms = performance.now() - w0;
@@ -135,6 +146,7 @@ for (;;) {
   const result = runOrder();
   served = result < M.END_BLOCKED;
   box[M.RESULT] = result;
+  if (jit) M.JIT_STAT_NAMES.forEach((k, i) => { boxF[M.JIT_STATS + i] = jit.stats[k]; });
   boxF[M.FINISHED_MS] = hostClockMs();
   Atomics.store(box, M.STATE, M.STATE_DONE);
   Atomics.notify(box, M.STATE);

@@ -1,6 +1,7 @@
 // The host's side of one physical CPU: a worker thread (pcpu-worker.ts) and its mailbox. run()
 // hands a vCPU to the worker and resolves with how the run ended once the worker hands it back;
 // the main thread never blocks on it (Atomics.waitAsync).
+import { JIT_REGION_BYTES, type JitStats } from "../hart/jit/cache.js";
 import { Worker } from "node:worker_threads";
 import { hartModule } from "../hart/hart.js";
 import type { MachineMemory } from "../machine/memory.js";
@@ -36,15 +37,27 @@ export class Pcpu {
   busyMs = 0;
   busySince = 0;
 
-  constructor(readonly index: number, private readonly mem: MachineMemory) {
+  // The machine memory this physical CPU's translator keeps its map in (none: it only interprets).
+  private readonly jitRegion: number | undefined;
+
+  constructor(readonly index: number, private readonly mem: MachineMemory, jit = true) {
+    this.jitRegion = jit ? mem.allocHost(JIT_REGION_BYTES / 4096) : undefined;
     this.box = new Int32Array(this.mailbox);
     this.boxF = new Float64Array(this.mailbox);
     this.worker = this.spawn();
   }
 
+  // The translation cache's counters as of the last order this physical CPU finished.
+  jitStats(): JitStats | undefined {
+    if (this.jitRegion === undefined) return undefined;
+    const out: Record<string, number> = {};
+    M.JIT_STAT_NAMES.forEach((k, i) => { out[k] = this.boxF[M.JIT_STATS + i]!; });
+    return out as unknown as JitStats;
+  }
+
   private spawn(): Worker {
     const w = new Worker(new URL("./pcpu-worker.js", import.meta.url), {
-      workerData: { memory: this.mem.memory, module: hartModule(), mailbox: this.mailbox },
+      workerData: { memory: this.mem.memory, module: hartModule(), mailbox: this.mailbox, track: this.mem.codeTrack, jitRegion: this.jitRegion },
       name: `pcpu${this.index}`,
     });
     w.unref();

@@ -35,18 +35,32 @@ export class MachineMemory {
   constructor(bytes: number, initialBytes = Math.min(bytes, 64 << 20)) {
     const maxPages = Math.ceil(bytes / WASM_PAGE);
     if (bytes > MAX_MACHINE_BYTES) throw new UserError(`machine memory of ${bytes} bytes exceeds the 4 GiB limit of a 32-bit wasm memory`);
-    const pages = Math.max(Math.ceil(Math.max(initialBytes, MODULE_RESERVED_BYTES + FRAME_BYTES) / WASM_PAGE), 1);
+    const trackBytes = 64 + maxPages * FRAMES_PER_PAGE * 5;
+    const pages = Math.max(Math.ceil(Math.max(initialBytes, MODULE_RESERVED_BYTES + trackBytes + FRAME_BYTES) / WASM_PAGE), 1);
     this.memory = new WebAssembly.Memory({ initial: Math.min(pages, maxPages), maximum: 65536, shared: true });
     this.capacityFrames = maxPages * FRAMES_PER_PAGE;
     this.frames = Math.min(pages, maxPages) * FRAMES_PER_PAGE;
     this.used = new Uint8Array(this.frames);
-    const reserved = MODULE_RESERVED_BYTES / FRAME_BYTES;
+    // After the module's region: what the translator tracks machine-wide (src/hart/jit/cache.ts):
+    // a code byte and a u32 content generation per frame, a flag set when translated code is
+    // written, and a count of generation changes.
+    const frames0 = MODULE_RESERVED_BYTES / FRAME_BYTES;
+    const reserved = frames0 + Math.ceil(trackBytes / FRAME_BYTES);
+    if (reserved > this.frames) throw new UserError(`machine memory of ${bytes} bytes is too small`);
+    this.codeTrack = {
+      flag: MODULE_RESERVED_BYTES,
+      genEpoch: MODULE_RESERVED_BYTES + 4,
+      gen: MODULE_RESERVED_BYTES + 64,
+      dirty: MODULE_RESERVED_BYTES + 64 + this.capacityFrames * 4,
+    };
     this.used.fill(1, 0, reserved);
     this.hint = reserved;
     this.reservedFrames = reserved;
   }
 
   readonly reservedFrames: number;
+  // Byte offsets: flag (u32), genEpoch (u32), gen (u32 per frame), dirty (u8 per frame).
+  readonly codeTrack: { flag: number; genEpoch: number; gen: number; dirty: number };
 
   get bytes(): number {
     return this.frames * FRAME_BYTES;
@@ -58,7 +72,17 @@ export class MachineMemory {
 
   // Frames not allocated, counting capacity the buffer has not grown into yet.
   get freeFrameCount(): number {
-    return this.capacityFrames - this.reservedFrames - this.allocatedFrames;
+    return this.capacityFrames - this.reservedFrames - this.allocatedFrames - this.hostFrames;
+  }
+
+  // Frames the host itself holds (each physical CPU's translation map), in no VM's account.
+  hostFrames = 0;
+
+  allocHost(n: number): number {
+    const at = this.allocContiguous(n);
+    this.allocatedFrames -= n;
+    this.hostFrames += n;
+    return at;
   }
 
   // The current buffer: growing shared memory gives a longer buffer; old views stay valid.

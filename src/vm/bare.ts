@@ -4,6 +4,7 @@
 import { MachineMemory } from "../machine/memory.js";
 import { Hart, Exit, instantiateHart } from "../hart/hart.js";
 import * as L from "../hart/layout.js";
+import { JIT_REGION_BYTES } from "../hart/jit/cache.js";
 import { parseElf, loadElf } from "./elf.js";
 import { ContiguousRam } from "../vmm/guest-memory.js";
 import { Clint, CLINT_BASE, CLINT_SIZE } from "../devices/clint.js";
@@ -22,6 +23,7 @@ export interface BareOptions {
   maxInstructions?: number;
   out?: (bytes: Uint8Array) => void;
   markers?: boolean; // record each marker instruction (slti x0, x0, 0x7a5)
+  jit?: boolean; // translate hot code (src/hart/jit; default on)
 }
 
 export interface BareMarker {
@@ -49,8 +51,8 @@ export class BareMachine {
 
   constructor(private readonly opts: BareOptions = {}) {
     const memBytes = opts.memBytes ?? 64 << 20;
-    this.mem = new MachineMemory(memBytes + L.HART_STATE_BYTES + (2 << 20));
-    const wasm = instantiateHart(this.mem);
+    this.mem = new MachineMemory(memBytes + L.HART_STATE_BYTES + JIT_REGION_BYTES + (2 << 20));
+    const wasm = instantiateHart(this.mem, opts.jit ?? true ? this.mem.allocHost(JIT_REGION_BYTES / 4096) : undefined);
     const hartBase = this.mem.allocContiguous(L.HART_STATE_BYTES / 4096);
     this.ramOffset = this.mem.allocContiguous(memBytes / 4096, 16);
     this.ram = this.mem.bytesAt(this.ramOffset, memBytes);

@@ -20,6 +20,7 @@ const MiB = 1 << 20;
 // the spinners' rounds, short enough for the file to stay within a few minutes.
 const INTERVAL_MS = 4000;
 const WARMUP_MS = 500;
+const IDLE_SETTLE_MS = 10_000;
 const TOLERANCE = 0.05; // percentage points of one physical CPU
 
 // A spinning guest and the last round it printed.
@@ -166,7 +167,7 @@ test("a cap of 25% holds on an otherwise idle physical CPU and beside a CPU-boun
   }
 });
 
-test("a Debian guest idle at its shell costs under 1% of a physical CPU", { skip: g.skip, timeout: 150_000 }, async () => {
+test("a Debian guest idle at its shell costs under 1% of a physical CPU", { skip: g.skip, timeout: 180_000 }, async () => {
   const d = g.need();
   const host = new Host({ pcpus: 1 });
   try {
@@ -178,6 +179,10 @@ test("a Debian guest idle at its shell costs under 1% of a physical CPU", { skip
     const vm = host.createVm(cfg);
     host.start(vm);
     await shell(vm, con, 120_000);
+    // The translator is still translating the idle paths (timer, RCU, scheduler) for some
+    // seconds after boot (about 1% of the CPU in the first seconds, 0.6% once settled; the
+    // interpreter alone costs 0.2%): measure the settled cost.
+    await sleep(IDLE_SETTLE_MS);
     // Alone, then beside a CPU-bound guest that would take any CPU time the idle one left.
     const alone = await idleShare(host, vm);
     const spin = new Spinner(host, "busy");

@@ -4,7 +4,9 @@
 import {
   HART_PC, HART_PRIV, HART_INSTRET, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
   HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_EXIT_TVAL, HART_RES_ADDR, HART_RES_VALUE, HART_FLAGS, FLAG_MARKERS, HART_KICK_ADDR, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
+  JIT_TICK, HART_STAT_JIT_RUNS, HART_STAT_JIT_INSNS,
 } from "../layout";
+import { jitMap, dirtyMap, jitSlot, hotBump, jitTranslate, jitFenceI, markDirty, codeFlag, CODE_TRANSLATED, CODE_WRITTEN } from "./jit";
 import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
   clearAttn, ctxDirty, clearCtx, irqCheck, clearIrq, markCtx, markIrq,
@@ -26,6 +28,18 @@ const MARKER: u32 = 0x7a502013;
 
 @inline function X(s: usize, r: u32): i64 { return load<i64>(s + (<usize>r << 3)); }
 @inline function setXr(s: usize, r: u32, v: i64): void { if (r != 0) store<i64>(s + (<usize>r << 3), v); }
+
+// A store by the inner loop reached machine address h: mark its frame if it holds translated
+// code (jit.ts markDirty; the call is on the rare path only).
+@inline function dirty(dmap: usize, h: i64): void {
+  if (dmap != 0) {
+    const a = dmap + (<usize>h >>> 12);
+    if (load<u8>(a) == CODE_TRANSLATED) {
+      store<u8>(a, CODE_TRANSLATED | CODE_WRITTEN); // as jit.ts codeWritten, without a call
+      atomic.store<u32>(codeFlag, 1);
+    }
+  }
+}
 
 // An L1 hit: the tag is the page with the current generation (mmu.ts l1Gen); a misaligned va
 // keeps low bits that no tag has, so it misses and takes the slow path.
@@ -127,6 +141,7 @@ function amo(insn: u32): void {
       else okc = atomic.cmpxchg<i32>(<usize>h, <i32>expect, <i32>b) == <i32>expect;
     }
     store<i64>(s + HART_RES_ADDR, -1);
+    if (okc) markDirty(h);
     setXr(s, rd, okc ? 0 : 1);
     return;
   }
@@ -177,6 +192,7 @@ function amo(insn: u32): void {
   }
   // Another hart's reservation on this word is broken by the value change (SC compares values).
   if (load<i64>(s + HART_RES_ADDR) == h) store<i64>(s + HART_RES_ADDR, -1);
+  markDirty(h);
   setXr(s, rd, old);
 }
 
@@ -217,6 +233,8 @@ function system(insn: u32, pc: i64): i64 {
   return pc;
 }
 
+// The pc just changed by a taken branch or jump: every JIT_TICK of them the outer loop looks for
+// translated code at pc (SLOW_HOT).
 // Why two loops: TurboFan keeps a loop's variables in registers only if the loop makes no calls
 // (every call clobbers every register, and values are then spilled on each iteration). The inner
 // loop below executes instructions whose work is register arithmetic or a TLB hit; anything that
@@ -230,6 +248,8 @@ const SLOW_SYSTEM = 5; // sInsn
 const SLOW_AMO = 6; // sInsn
 const SLOW_FP = 7; // sInsn
 const SLOW_MARKER = 8;
+const SLOW_HOT = 9; // a taken branch or jump, one of every JIT_TICK: look for translated code at pc
+const SLOW_FENCEI = 10;
 
 export function run(state: usize, budget: i64): i32 {
   S = state;
@@ -245,6 +265,11 @@ export function run(state: usize, budget: i64): i32 {
   // A per-hart flag, not a module global: one instance runs the harts of many VMs.
   const markers = (load<i64>(s + HART_FLAGS) & FLAG_MARKERS) != 0;
   const kick = <usize>load<i64>(s + HART_KICK_ADDR);
+  // The translator of this instance (jit.ts), if it has one.
+  const jmap = jitMap;
+  const dmap = dirtyMap;
+  let tick: i32 = jmap != 0 ? JIT_TICK : 0x7FFFFFFF;
+  let jitLook = jmap != 0; // look for translated code at pc once the fetch page is known
   if (load<i64>(s + HART_WFI) != 0) {
     if ((load<i64>(s + HART_MIP) & load<i64>(s + HART_MIE)) == 0) return EXIT_WFI;
     store<i64>(s + HART_WFI, 0);
@@ -331,6 +356,7 @@ export function run(state: usize, budget: i64): i32 {
             else if (f3 == 2) store<u32>(<usize>h, <u32>v);
             else if (f3 == 1) store<u16>(<usize>h, <u16>v);
             else store<u8>(<usize>h, <u8>v);
+            dirty(dmap, h);
             pc += 4;
             count++;
             continue;
@@ -418,11 +444,12 @@ export function run(state: usize, budget: i64): i32 {
               default: sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break;
             }
             if (slow != 0) break;
+            count++;
             if (taken) {
               pc += <i64>((<i32>(insn & 0x80000000) >> 19) | <i32>((insn & 0x80) << 4) |
                 <i32>((insn >>> 20) & 0x7E0) | <i32>((insn >>> 7) & 0x1E));
+              if (--tick == 0) { slow = SLOW_HOT; break; }
             } else pc += 4;
-            count++;
             continue;
           }
           case 0x19: { // JALR
@@ -431,6 +458,7 @@ export function run(state: usize, budget: i64): i32 {
             setXr(s, rd, pc + 4);
             pc = t;
             count++;
+            if (--tick == 0) { slow = SLOW_HOT; break; }
             continue;
           }
           case 0x1B: { // JAL
@@ -438,6 +466,7 @@ export function run(state: usize, budget: i64): i32 {
             pc += <i64>((<i32>(insn & 0x80000000) >> 11) | <i32>(insn & 0xFF000) |
               <i32>((insn >>> 9) & 0x800) | <i32>((insn >>> 20) & 0x7FE));
             count++;
+            if (--tick == 0) { slow = SLOW_HOT; break; }
             continue;
           }
           case 0x0D: // LUI
@@ -492,8 +521,9 @@ export function run(state: usize, budget: i64): i32 {
             count++;
             continue;
           }
-          case 0x03: // MISC-MEM: fence, fence.i (no decode cache, so nothing to flush)
+          case 0x03: // MISC-MEM: fence, fence.i (translated code may need dropping: SLOW_FENCEI)
             if (f3 > 1) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
+            if (f3 == 1 && jmap != 0) { slow = SLOW_FENCEI; break; }
             pc += 4;
             count++;
             continue;
@@ -517,6 +547,7 @@ export function run(state: usize, budget: i64): i32 {
             const h = tlb(wT, va, <i64>(size - 1), gen);
             if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, 1); sLen = 4; slow = SLOW_STORE; break; }
             if (size == 8) store<i64>(<usize>h, v); else store<u32>(<usize>h, <u32>v);
+            dirty(dmap, h);
             pc += 4;
             count++;
             continue;
@@ -605,6 +636,7 @@ export function run(state: usize, budget: i64): i32 {
           const h = tlb(wT, va, <i64>(size - 1), gen);
           if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, f == 5 ? 1 : 0); sLen = 2; slow = SLOW_STORE; break; }
           if (size == 4) store<u32>(<usize>h, <u32>v); else store<i64>(<usize>h, v);
+          dirty(dmap, h);
           pc += 2;
           count++;
           continue;
@@ -669,13 +701,15 @@ export function run(state: usize, budget: i64): i32 {
             <i32>((c << 2) & 0x400) | <i32>((c >>> 1) & 0x40) | <i32>((c << 1) & 0x80) |
             <i32>((c >>> 2) & 0xE) | <i32>((c << 3) & 0x20));
           count++;
+          if (--tick == 0) { slow = SLOW_HOT; break; }
           continue;
         case 0x0E: case 0x0F: { // c.beqz, c.bnez
+          count++;
           if ((X(s, rs1p) == 0) == ((c >>> 13) == 6)) {
             pc += <i64>((<i32>(c << 19) >> 23 & ~0xFF) | <i32>((c >>> 7) & 0x18) | <i32>((c << 1) & 0xC0) |
               <i32>((c >>> 2) & 6) | <i32>((c << 3) & 0x20));
+            if (--tick == 0) { slow = SLOW_HOT; break; }
           } else pc += 2;
-          count++;
           continue;
         }
         case 0x10: // c.slli
@@ -704,6 +738,7 @@ export function run(state: usize, budget: i64): i32 {
               if (rdc == 0) { sCause = CAUSE_ILLEGAL; sTval = c; slow = SLOW_EXC; break; }
               pc = X(s, rdc) & ~1;
               count++;
+              if (--tick == 0) { slow = SLOW_HOT; break; }
               continue;
             }
             setXr(s, rdc, X(s, rs2c));
@@ -713,6 +748,7 @@ export function run(state: usize, budget: i64): i32 {
             setXr(s, 1, pc + 2);
             pc = t;
             count++;
+            if (--tick == 0) { slow = SLOW_HOT; break; }
             continue;
           } else {
             setXr(s, rdc, X(s, rdc) + X(s, rs2c));
@@ -731,6 +767,7 @@ export function run(state: usize, budget: i64): i32 {
           const h = tlb(wT, va, <i64>(size - 1), gen);
           if (h < 0) { sVa = va; sVal = v; sInfo = info(size, 1, 0, 0, f == 5 ? 1 : 0); sLen = 2; slow = SLOW_STORE; break; }
           if (size == 4) store<u32>(<usize>h, <u32>v); else store<i64>(<usize>h, v);
+          dirty(dmap, h);
           pc += 2;
           count++;
           continue;
@@ -752,6 +789,7 @@ export function run(state: usize, budget: i64): i32 {
           if (h < 0) { limit--; pc = except(pc, excCause, excTval); break; }
           fpage = pc & ~0xFFF;
           fadd = (h - (pc & 0xFFF)) - fpage;
+          jitLook = jmap != 0;
         }
         if ((pc & 0xFFF) == 0xFFE) {
           let i = <u32>load<u16>(<usize>(pc + fadd));
@@ -821,6 +859,38 @@ export function run(state: usize, budget: i64): i32 {
         pc += 4;
         count++;
         break;
+      case SLOW_HOT:
+        tick = JIT_TICK;
+        jitLook = true;
+        break;
+      case SLOW_FENCEI:
+        jitFenceI();
+        pc += 4;
+        count++;
+        break;
+    }
+    // Translated code (src/hart/jit): run it while there is some for pc on the fetch page. It
+    // reads and writes registers in the state block and leaves the next pc there.
+    if (jitLook) {
+      jitLook = false;
+      while (count < limit && <u64>(pc - fpage) < 0xFFE) {
+        const h = <u32>(pc + fadd);
+        const e = jitSlot(h);
+        if (load<u32>(e) != h) {
+          if (!hotBump(h)) break;
+          jitTranslate(h);
+          if (load<u32>(e) != h) break;
+        }
+        const n = call_indirect<i64>(load<u32>(e, 4), s, pc & ~0xFFF, load<i32>(e, 8), limit - count, rT, wT, gen);
+        // Nothing retired: the first instruction needs the interpreter (a slow access, or an
+        // address the translator left to it), and pc is where it was.
+        if (n == 0) break;
+        store<i64>(s + HART_STAT_JIT_RUNS, load<i64>(s + HART_STAT_JIT_RUNS) + 1);
+        store<i64>(s + HART_STAT_JIT_INSNS, load<i64>(s + HART_STAT_JIT_INSNS) + n);
+        count += n;
+        pc = load<i64>(s + HART_PC);
+        pendPc = -1;
+      }
     }
   }
   store<i64>(s + HART_PC, pc);

@@ -18,6 +18,7 @@ import {
   CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_FETCH_ACCESS, CAUSE_LOAD_PAGE, CAUSE_STORE_PAGE,
   CAUSE_FETCH_PAGE, CAUSE_LOAD_MISALIGNED, CAUSE_STORE_MISALIGNED,
 } from "./state";
+import { markDirty } from "./jit";
 
 export const KIND_R: i32 = 0;
 export const KIND_W: i32 = 1;
@@ -234,6 +235,7 @@ export function walk(va: i64, kind: i32, p: i32): i64 {
     if (want != pte) {
       const seen = atomic.cmpxchg<i64>(<usize>h, pte, want);
       if (seen != pte) return walk(va, kind, p);
+      markDirty(h);
       pte = want;
     }
     const pa = ((ppn & ~lowMask) << 12) | (va & ((lowMask << 12) | 0xFFF));
@@ -300,6 +302,7 @@ function writeHost(h: i64, v: i64, size: i32): void {
   else if (size == 4) store<u32>(<usize>h, <u32>v);
   else if (size == 2) store<u16>(<usize>h, <u16>v);
   else store<u8>(<usize>h, <u8>v);
+  markDirty(h);
 }
 
 // A store ends a reservation held on the same address (by this or a hart that shares the line).
@@ -352,6 +355,8 @@ export function storeSlow(va: i64, v: i64, size: i32): void {
   }
   noteStore(h1);
   noteStore(h2);
+  markDirty(h1);
+  markDirty(h2);
 }
 
 function checkWatch(h: i64, size: i32): void {

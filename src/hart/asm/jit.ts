@@ -1,0 +1,96 @@
+// The interpreter's side of the translator (src/hart/jit): finding translated code for a pc,
+// counting how hot untranslated code is, and the slow paths that translated code calls.
+//
+// Ownership: the map and the hotness table belong to one wasm instance (one physical CPU's
+// thread); only that thread's run() and its translator (through the `jit` imports, on the same
+// thread) touch them. The dirty map is machine-wide: every thread's stores set bytes in it, and
+// the translators clear them with atomics (see src/hart/jit/cache.ts).
+import {
+  HART_JIT_FAIL, HART_STAT_MMIO, JIT_MAP_ENTRIES, JIT_MAP_ENTRY_BYTES, JIT_HOT_ENTRIES, JIT_HOT_ENTRY_BYTES,
+  JIT_HOT_THRESHOLD,
+} from "../layout";
+import { S, excCause, clearExc, EXC_MMIO } from "./state";
+import { loadSlow, storeSlow } from "./mmu";
+
+// Asks this thread's translator to translate the code at machine address `host`. It installs
+// what it made in the map (or marks the address as not worth trying again) before returning.
+@external("jit", "translate") export declare function jitTranslate(host: u32): void;
+// The hart executed fence.i: the translator drops translations of frames whose contents changed.
+@external("jit", "fenceI") export declare function jitFenceI(): void;
+
+export let jitMap: usize = 0; // 0: this instance has no translator
+export let jitHot: usize = 0;
+// One byte per machine frame: CODE_TRANSLATED once a translator has translated code in it,
+// CODE_WRITTEN added by the first store after that. `codeFlag`: a u32 set to 1 by such a store,
+// so that a translator can tell in one load whether any translated frame has been written.
+export let dirtyMap: usize = 0; // 0: no translator anywhere on this machine memory
+export let codeFlag: usize = 0;
+export const CODE_TRANSLATED: u8 = 1;
+export const CODE_WRITTEN: u8 = 2;
+
+// Called once per instance by the host (every instance of a machine gets the same dirty map).
+export function jitSetup(map: usize, hot: usize, dirty: usize, flag: usize): void {
+  jitMap = map;
+  jitHot = hot;
+  dirtyMap = dirty;
+  codeFlag = flag;
+}
+
+@inline export function jitSlot(h: u32): usize {
+  return jitMap + (<usize>((h >>> 1) ^ (h >>> 19)) & (JIT_MAP_ENTRIES - 1)) * JIT_MAP_ENTRY_BYTES;
+}
+
+// One more sample of the code at `h`; true once it is hot enough to translate.
+export function hotBump(h: u32): bool {
+  const e = jitHot + (<usize>((h >>> 1) ^ (h >>> 15)) & (JIT_HOT_ENTRIES - 1)) * JIT_HOT_ENTRY_BYTES;
+  if (load<u32>(e) != h) {
+    store<u32>(e, h);
+    store<i32>(e, 1, 4);
+    return false;
+  }
+  const c = load<i32>(e, 4) + 1;
+  store<i32>(e, c, 4);
+  return c >= JIT_HOT_THRESHOLD;
+}
+
+// A store reached frame h >>> 12: if the frame holds translated code not yet marked written,
+// mark it. Only a load on the common path, so that threads storing to frames whose bytes share a
+// cache line do not take that line from each other on every store.
+@inline export function markDirty(h: i64): void {
+  const d = dirtyMap;
+  if (d != 0) {
+    const a = d + (<usize>h >>> 12);
+    if (load<u8>(a) == CODE_TRANSLATED) codeWritten(a);
+  }
+}
+
+export function codeWritten(a: usize): void {
+  store<u8>(a, CODE_TRANSLATED | CODE_WRITTEN);
+  atomic.store<u32>(codeFlag, 1);
+}
+
+// The slow path of a load in translated code (a TLB miss, a misaligned or MMIO access). When the
+// access cannot complete here it sets HART_JIT_FAIL and raises nothing: the translated code
+// leaves at that instruction and the interpreter executes it, taking the trap or the exit.
+export function jitLoad(va: i64, size: i32): i64 {
+  const v = loadSlow(va, size);
+  if (excCause >= 0) {
+    if (excCause == EXC_MMIO) store<i64>(S + HART_STAT_MMIO, load<i64>(S + HART_STAT_MMIO) - 1); // counted again by the interpreter
+    clearExc();
+    store<i64>(S + HART_JIT_FAIL, 1);
+    return 0;
+  }
+  return v;
+}
+
+// The same for a store; returns nonzero when the translated code must leave. A store that hit
+// the watched address has been done; the interpreter does it again and then exits.
+export function jitStore(va: i64, v: i64, size: i32): i32 {
+  storeSlow(va, v, size);
+  if (excCause >= 0) {
+    if (excCause == EXC_MMIO) store<i64>(S + HART_STAT_MMIO, load<i64>(S + HART_STAT_MMIO) - 1);
+    clearExc();
+    return 1;
+  }
+  return 0;
+}
