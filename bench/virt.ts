@@ -14,16 +14,12 @@
 // seconds each exit reason takes.
 // BENCH_MODES (comma-separated), BENCH_ROUNDS, BENCH_EXITCOST_RUNS (median of that many runs per
 // mode, default 1) and BENCH_TIMEOUT_S override the defaults.
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { gzipSync } from "node:zlib";
-import { writeNewc } from "../src/host/images/cpio.js";
-import { BOOT_COMPLETE } from "../src/host/images/initramfs.js";
 import { ensureDefaultGuest, type DefaultGuest } from "../src/host/images/pull.js";
 import { buildExitCost, costTable, extraCosts, exitTime, medianCosts, runExitCost, runSeconds, type Costs } from "./exitcost.js";
+import { BenchError, buildLinuxProgram, initrdWith, MARKER, markers, median, runGuest, type Marker } from "./guest.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CLI = join(ROOT, "dist/src/cli/main.js");
@@ -44,9 +40,7 @@ const COMPUTE_RUNS = 3;
 const COMPUTE = ["rv-marker", ...Array.from({ length: COMPUTE_RUNS }, () => "usercompute; rv-marker")].join("; ");
 const SCRIPT = [COMPUTE, `rv-marker; ${SHELL_LOOP}; rv-marker`, "poweroff -f"].map((l) => l + "\n").join("");
 const CHECKSUM = /usercompute: (\d+) rounds, checksum ([0-9a-f]{16})/;
-const MARKER = /^marker (\d+): hart (\d+) instret (\d+) at ([\d.]+) s$/;
 
-interface Marker { instret: bigint; seconds: number }
 interface Interval { seconds: number; instructions: bigint }
 interface Run {
   boot: number;
@@ -72,93 +66,37 @@ const WORKLOADS: Workload[] = [
   { name: "shell loop", target: 3, seconds: (r) => r.shell.seconds, mips: (r) => mips(r.shell.instructions, r.shell.seconds) },
 ];
 
-function median(xs: number[]): number {
-  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
-}
-
-class BenchError extends Error {}
-
-function buildUserCompute(): Buffer {
-  const src = join(ROOT, "bench/programs/usercompute.c");
-  const elf = join(OUT, "usercompute");
-  mkdirSync(OUT, { recursive: true });
-  const cc = spawnSync("riscv64-linux-gnu-gcc", ["-static", "-O2", "-o", elf, src], { encoding: "utf8" });
-  if (cc.error) throw new BenchError(`cannot run riscv64-linux-gnu-gcc (${cc.error.message}); npm run setup installs it`);
-  if (cc.status !== 0) throw new BenchError(`riscv64-linux-gnu-gcc failed on ${src}:\n${cc.stderr}`);
-  return readFileSync(elf);
-}
-
-// The default initramfs with /bin/usercompute added: a second gzip'd newc archive appended to
-// the first, which the kernel unpacks after it (early-userspace/buffer-format.rst).
-function benchInitrd(defaultInitrd: string, program: Buffer): string {
-  const extra = writeNewc([{ path: "bin/usercompute", type: "file", perm: 0o755, data: program }]);
-  const path = join(OUT, "initramfs-virt.cpio.gz");
-  writeFileSync(path, Buffer.concat([readFileSync(defaultInitrd), gzipSync(extra, { level: 9 })]));
-  return path;
-}
-
 function interval(a: Marker, b: Marker): Interval {
   return { seconds: b.seconds - a.seconds, instructions: b.instret - a.instret };
 }
 
-function runGuest(mode: string, kernel: string, initrd: string, stats: boolean): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const elapsed = (): number => Number(process.hrtime.bigint() - t0) / 1e9;
-    const args = [CLI, "run", "--kernel", kernel, "--initrd", initrd, "--virt", mode, "--markers", ...(stats ? ["--stats"] : [])];
-    const p = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    let boot: number | undefined;
-    const tail = (): string => `last console output:\n${out.slice(-1500)}\nstderr:\n${err.slice(-1500)}`;
-    const timer = setTimeout(() => {
-      p.kill("SIGKILL");
-      reject(new BenchError(`--virt ${mode}: no poweroff within ${TIMEOUT_S} s (BENCH_TIMEOUT_S); ${boot === undefined ? "the boot line never came" : `booted in ${boot.toFixed(2)} s`}; ${tail()}`));
-    }, TIMEOUT_S * 1000);
-    p.stdin.on("error", () => undefined);
-    p.stdout.on("data", (d: Buffer) => {
-      out += d.toString("latin1");
-      if (boot === undefined && out.includes(BOOT_COMPLETE)) {
-        boot = elapsed();
-        p.stdin.end(SCRIPT);
-      }
-    });
-    p.stderr.on("data", (d: Buffer) => { err += d.toString(); });
-    p.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      if (signal === "SIGKILL") return;
-      const wall = elapsed();
-      const lines = err.split("\n");
-      const markers = lines.flatMap((l) => {
-        const m = MARKER.exec(l.trim());
-        return m ? [{ instret: BigInt(m[3]!), seconds: Number(m[4]) }] : [];
-      });
-      const sum = CHECKSUM.exec(out);
-      const need = COMPUTE_RUNS + 3;
-      if (code !== 0 || boot === undefined || markers.length < need || !sum) {
-        const why = code !== 0 ? `exit status ${code ?? signal}` : boot === undefined ? "no boot line" : !sum ? "no usercompute output" : `${markers.length} markers, expected at least ${need}`;
-        reject(new BenchError(`--virt ${mode}: run failed (${why}); ${tail()}`));
-        return;
-      }
-      const mine = markers.slice(-need);
-      const [s0, s1] = mine.slice(-2) as [Marker, Marker];
-      const computeMarks = mine.slice(0, COMPUTE_RUNS + 1);
-      const runs = computeMarks.slice(1).map((m, i) => interval(computeMarks[i]!, m));
-      const best = runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
-      const init = markers.length > need ? markers[0] : undefined;
-      resolve({
-        boot,
-        bootInstructions: init?.instret,
-        bootMarkerSeconds: init?.seconds,
-        compute: best,
-        shell: interval(s0, s1),
-        checksum: `${sum[1]} rounds, ${sum[2]}`,
-        wall,
-        report: lines.filter((l) => !MARKER.test(l.trim()) && l.trim() !== "").join("\n"),
-      });
-    });
-  });
+async function runVirt(mode: string, kernel: string, initrd: string, stats: boolean): Promise<Run> {
+  const args = [CLI, "run", "--kernel", kernel, "--initrd", initrd, "--virt", mode, "--markers", ...(stats ? ["--stats"] : [])];
+  const what = `--virt ${mode}`;
+  const g = await runGuest({ what, command: process.execPath, args, script: SCRIPT, typing: "stdin", timeoutS: TIMEOUT_S });
+  const marks = markers(g.stderr);
+  const sum = CHECKSUM.exec(g.console);
+  const need = COMPUTE_RUNS + 3;
+  if (marks.length < need || !sum) {
+    const why = !sum ? "no usercompute output" : `${marks.length} markers, expected at least ${need}`;
+    throw new BenchError(`${what}: run failed (${why}); last console output:\n${g.console.slice(-1500)}\nstderr:\n${g.stderr.slice(-1500)}`);
+  }
+  const mine = marks.slice(-need);
+  const [s0, s1] = mine.slice(-2) as [Marker, Marker];
+  const computeMarks = mine.slice(0, COMPUTE_RUNS + 1);
+  const runs = computeMarks.slice(1).map((m, i) => interval(computeMarks[i]!, m));
+  const best = runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  const init = marks.length > need ? marks[0] : undefined;
+  return {
+    boot: g.boot,
+    bootInstructions: init?.instret,
+    bootMarkerSeconds: init?.seconds,
+    compute: best,
+    shell: interval(s0, s1),
+    checksum: `${sum[1]} rounds, ${sum[2]}`,
+    wall: g.wall,
+    report: g.stderr.split("\n").filter((l) => !MARKER.test(l.trim()) && l.trim() !== "").join("\n"),
+  };
 }
 
 // Exits per second from the --stats report: the VMM's (per vCPU, "vCPU i: N VMM exits") and
@@ -187,7 +125,8 @@ let initrd: string;
 let exitcostElf: string;
 try {
   guest = await ensureDefaultGuest({ quiet: true });
-  initrd = benchInitrd(guest.initrd, buildUserCompute());
+  // The default initramfs with /bin/usercompute added.
+  initrd = initrdWith(guest.initrd, join(OUT, "initramfs-virt.cpio.gz"), { usercompute: buildLinuxProgram(ROOT, OUT, "usercompute") });
   exitcostElf = buildExitCost(ROOT, OUT);
 } catch (e) {
   process.stderr.write(`bench:virt: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -207,7 +146,7 @@ async function attempt(mode: string, stats: boolean, label: string): Promise<Run
   if (failed.has(mode)) return undefined;
   started++;
   try {
-    const r = await runGuest(mode, guest.kernel, initrd, stats);
+    const r = await runVirt(mode, guest.kernel, initrd, stats);
     checksums.add(r.checksum);
     process.stdout.write(
       `${label} ${mode.padEnd(16)} boot ${r.boot.toFixed(2)} s (${fmt(WORKLOADS[0]!.mips(r), " MIPS", 0)}), ` +
