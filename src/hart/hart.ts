@@ -24,6 +24,7 @@ export interface HartExports {
   jitSetup(map: number, hot: number, dirty: number, flag: number): void;
   jitLoad: (...a: never[]) => unknown;
   jitStore: (...a: never[]) => unknown;
+  jitFp: (...a: never[]) => unknown;
 }
 
 export const Exit = {

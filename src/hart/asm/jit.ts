@@ -6,10 +6,11 @@
 // thread) touch them. The dirty map is machine-wide: every thread's stores set bytes in it, and
 // the translators clear them with atomics (see src/hart/jit/cache.ts).
 import {
-  HART_JIT_FAIL, HART_STAT_MMIO, JIT_MAP_ENTRIES, JIT_MAP_ENTRY_BYTES, JIT_HOT_ENTRIES, JIT_HOT_ENTRY_BYTES,
+  HART_JIT_FAIL, HART_STAT_MMIO, HART_MSTATUS, JIT_MAP_ENTRIES, JIT_MAP_ENTRY_BYTES, JIT_HOT_ENTRIES, JIT_HOT_ENTRY_BYTES,
   JIT_HOT_THRESHOLD,
 } from "../layout";
-import { S, excCause, clearExc, EXC_MMIO } from "./state";
+import { S, excCause, clearExc, EXC_MMIO, MS_FS } from "./state";
+import { fpInsn } from "./fexec";
 import { loadSlow, storeSlow } from "./mmu";
 
 // Asks this thread's translator to translate the code at machine address `host`. It installs
@@ -89,6 +90,21 @@ export function jitStore(va: i64, v: i64, size: i32): i32 {
   storeSlow(va, v, size);
   if (excCause >= 0) {
     if (excCause == EXC_MMIO) store<i64>(S + HART_STAT_MMIO, load<i64>(S + HART_STAT_MMIO) - 1);
+    clearExc();
+    return 1;
+  }
+  return 0;
+}
+
+// A floating-point computation in translated code (fexec.ts does it on the state block; the
+// translated code stores an integer source register there first and reloads a destination).
+// Returns nonzero, having changed nothing, when the instruction traps (the FP unit is off, a
+// reserved rounding mode, an illegal encoding): the translated code leaves at it and the
+// interpreter executes it, taking the trap.
+export function jitFp(insn: u32): i32 {
+  if ((load<i64>(S + HART_MSTATUS) & MS_FS) == 0) return 1;
+  fpInsn(insn); // checks every operand field before it writes anything
+  if (excCause >= 0) {
     clearExc();
     return 1;
   }

@@ -33,6 +33,7 @@ export interface JitExports {
   jitSetup(map: number, hot: number, dirty: number, flag: number): void;
   jitLoad: (...a: never[]) => unknown;
   jitStore: (...a: never[]) => unknown;
+  jitFp: (...a: never[]) => unknown;
 }
 
 export interface JitOptions {
@@ -107,7 +108,7 @@ export class Jit {
     this.maxTranslations = opts.maxTranslations ?? DEFAULT_MAX_TRANSLATIONS;
     this.maxCodeBytes = opts.maxCodeBytes ?? DEFAULT_MAX_CODE_BYTES;
     new Uint8Array(this.buffer(), region, JIT_REGION_BYTES).fill(0);
-    this.imports = { env: { memory }, hart: { load: wasm.jitLoad, store: wasm.jitStore } };
+    this.imports = { env: { memory }, hart: { load: wasm.jitLoad, store: wasm.jitStore, fp: wasm.jitFp } };
     this.validGenEpoch = Atomics.load(this.u32(), track.genEpoch / 4);
     wasm.jitSetup(this.mapBase, this.hotBase, track.dirty, track.flag);
     const stub = new WebAssembly.Instance(new WebAssembly.Module(encodeModule({
@@ -187,9 +188,9 @@ export class Jit {
       funcs.push({ type: 0, locals: fn.locals, body: fn.body, export: `f${i}` });
     });
     const bytes = encodeModule({
-      types: [{ params: FN_PARAMS, results: FN_RESULTS }, { params: [T_I64, T_I64], results: [T_I64] }, { params: [T_I64, T_I32], results: [T_I64] }, { params: [T_I64, T_I64, T_I32], results: [T_I32] }],
+      types: [{ params: FN_PARAMS, results: FN_RESULTS }, { params: [T_I64, T_I64], results: [T_I64] }, { params: [T_I64, T_I32], results: [T_I64] }, { params: [T_I64, T_I64, T_I32], results: [T_I32] }, { params: [T_I32], results: [T_I32] }],
       memory: { module: "env", name: "memory", maxPages: 65536 },
-      funcImports: [{ module: "hart", name: "load", type: 2 }, { module: "hart", name: "store", type: 3 }],
+      funcImports: [{ module: "hart", name: "load", type: 2 }, { module: "hart", name: "store", type: 3 }, { module: "hart", name: "fp", type: 4 }],
       funcs,
     });
     let inst: WebAssembly.Instance;

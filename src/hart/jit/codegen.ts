@@ -99,7 +99,8 @@ const L_X0 = 13; // x1..x31 follow (only those used get a local, but numbering i
 export const FN_PARAMS = [T_I32, T_I64, T_I32, T_I64, T_I32, T_I32, T_I64];
 export const FN_RESULTS = [T_I64];
 // Function indices in the module: imports first.
-export const F_LOAD = 0, F_STORE = 1, F_MULHU = 2; // every module has mulhu first, then its regions
+export const F_LOAD = 0, F_STORE = 1, F_FP = 2, F_MULHU = 3; // every module has mulhu first, then its regions
+const MS_FS = 3n << 13n, MS_SD = -(1n << 63n); // mstatus.FS, mstatus.SD (as i64)
 
 export interface Emitted {
   body: Bytes;
@@ -155,6 +156,16 @@ export function emitRegion(r: Region, track: { dirty: number; flag: number }): E
     pcAt(off); set(L_PC);
     c.byte(Op.br).u32(toExit());
   };
+  // Leaves at the instruction (the interpreter raises illegal-instruction) when mstatus.FS is off.
+  const fsOn = (off: number, base: number): void => {
+    get(P_S); mem(Op.i64_load, L.HART_MSTATUS); i64c(MS_FS); op(Op.i64_and, Op.i64_eqz, Op.if, T_VOID); depth++;
+    exitAt(off, base);
+    op(Op.end); depth--;
+  };
+  // An f register was written: mstatus.FS becomes dirty (privileged spec 3.1.6.6).
+  const dirtyFs = (): void => {
+    get(P_S); get(P_S); mem(Op.i64_load, L.HART_MSTATUS); i64c(MS_FS | MS_SD); op(Op.i64_or); mem(Op.i64_store, L.HART_MSTATUS);
+  };
   // Control goes to page offset `target` once the block's instructions are counted in n.
   const goTo = (target: number, fromOff: number): void => {
     const j = index.get(target);
@@ -196,27 +207,38 @@ export function emitRegion(r: Region, track: { dirty: number; flag: number }): E
           setReg(i.rd);
           break;
         }
-        case "load": {
+        case "load":
+        case "fload": {
+          const fp = i.k === "fload";
+          if (fp) fsOn(off, idx);
           emitAddr(i.rs1, i.imm, P_RT, i.size);
           op(Op.if, T_I64); depth++;
           get(L_VA); get(L_E); mem(Op.i64_load, 8); op(Op.i64_add, Op.i32_wrap_i64);
-          mem(loadOp(i.size, i.signed));
+          mem(fp ? (i.size === 8 ? Op.i64_load : Op.i64_load32_u) : loadOp(i.size, i.k === "load" && i.signed));
           op(Op.else);
           get(L_VA); i32c(i.size); c.byte(Op.call).u32(F_LOAD);
           get(P_S); mem(Op.i64_load, L.HART_JIT_FAIL); op(Op.i64_eqz, Op.i32_eqz, Op.if, T_VOID); depth++;
           get(P_S); i64c(0); mem(Op.i64_store, L.HART_JIT_FAIL);
           exitAt(off, idx);
           op(Op.end); depth--;
-          if (i.signed && i.size < 8) op(i.size === 4 ? Op.i64_extend32_s : i.size === 2 ? Op.i64_extend16_s : Op.i64_extend8_s);
+          if (i.k === "load" && i.signed && i.size < 8) op(i.size === 4 ? Op.i64_extend32_s : i.size === 2 ? Op.i64_extend16_s : Op.i64_extend8_s);
           op(Op.end); depth--;
-          setReg(i.rd);
+          if (!fp) { setReg(i.rd); break; }
+          // An f register: binary32 values NaN-boxed (unprivileged spec 12.2).
+          if (i.size === 4) { i64c(0xffffffffn); op(Op.i64_and); i64c(-(1n << 32n)); op(Op.i64_or); }
+          set(L_T); get(P_S); get(L_T); mem(Op.i64_store, L.HART_F + 8 * i.rd);
+          dirtyFs();
           break;
         }
-        case "store": {
+        case "store":
+        case "fstore": {
+          const fp = i.k === "fstore";
+          if (fp) fsOn(off, idx);
+          const value = fp ? (): void => { get(P_S); mem(Op.i64_load, L.HART_F + 8 * i.rs2); } : (): void => reg(i.rs2);
           emitAddr(i.rs1, i.imm, P_WT, i.size);
           op(Op.if, T_VOID); depth++;
           get(L_VA); get(L_E); mem(Op.i64_load, 8); op(Op.i64_add, Op.i32_wrap_i64); tee(L_H);
-          reg(i.rs2);
+          value();
           mem(i.size === 8 ? Op.i64_store : i.size === 4 ? Op.i64_store32 : i.size === 2 ? Op.i64_store16 : Op.i64_store8);
           // A frame holding translated code is marked written (jit.ts markDirty).
           i32c(track.dirty); get(L_H); i32c(12); op(Op.i32_shr_u, Op.i32_add); tee(L_E);
@@ -225,11 +247,22 @@ export function emitRegion(r: Region, track: { dirty: number; flag: number }): E
           i32c(track.flag); i32c(1); c.byte(Op.atomic_prefix).u32(Op.i32_atomic_store).u32(2).u32(0);
           op(Op.end);
           op(Op.else);
-          get(L_VA); reg(i.rs2); i32c(i.size); c.byte(Op.call).u32(F_STORE);
+          get(L_VA); value(); i32c(i.size); c.byte(Op.call).u32(F_STORE);
           op(Op.if, T_VOID); depth++;
           exitAt(off, idx);
           op(Op.end); depth--;
           op(Op.end); depth--;
+          break;
+        }
+        case "fp": {
+          // The integer source goes to the state block, where fexec.ts reads it; the
+          // destination comes back from there.
+          if (i.xr !== 0) { get(P_S); get(L_X0 + i.xr); mem(Op.i64_store, L.HART_X + 8 * i.xr); }
+          i32c(i.word | 0); c.byte(Op.call).u32(F_FP);
+          op(Op.if, T_VOID); depth++;
+          exitAt(off, idx);
+          op(Op.end); depth--;
+          if (i.xw !== 0) { get(P_S); mem(Op.i64_load, L.HART_X + 8 * i.xw); set(L_X0 + i.xw); }
           break;
         }
         case "branch": {
@@ -374,6 +407,8 @@ function regsOf(i: Insn, used: Set<number>, written: Set<number>): void {
     case "li": case "auipc": w(i.rd); break;
     case "load": r(i.rs1); w(i.rd); break;
     case "store": r(i.rs1); r(i.rs2); break;
+    case "fload": case "fstore": r(i.rs1); break;
+    case "fp": r(i.xr); w(i.xw); break;
     case "branch": r(i.rs1); r(i.rs2); break;
     case "jal": w(i.rd); break;
     case "jalr": r(i.rs1); w(i.rd); break;

@@ -1,5 +1,6 @@
 // Decoding for the translator: RV64I, M and the integer part of C (unprivileged spec chapters
-// 2, 4, 7 and 16) into one small form. Anything else (CSRs, SYSTEM, AMOs, floating point,
+// 2, 4, 7 and 16) into one small form, with F and D loads and stores, and the rest of F and D
+// as calls into the hart's own implementation (fexec.ts). Anything else (CSRs, SYSTEM, AMOs,
 // fence.i, illegal encodings, the marker instruction) decodes as "stop": translated code ends
 // before it and the interpreter executes it, so those never need a second implementation.
 
@@ -19,6 +20,11 @@ export type Insn =
   | { k: "branch"; cond: Cond; rs1: number; rs2: number; imm: number }
   | { k: "jal"; rd: number; imm: number }
   | { k: "jalr"; rd: number; rs1: number; imm: number }
+  | { k: "fload"; rd: number; rs1: number; imm: number; size: 4 | 8 } // flw, fld (rd an f register)
+  | { k: "fstore"; rs1: number; rs2: number; imm: number; size: 4 | 8 } // fsw, fsd (rs2 an f register)
+  // Any other F/D instruction, done by the hart's fexec.ts; xr/xw: the integer register it reads
+  // or writes (0: none).
+  | { k: "fp"; word: number; xr: number; xw: number }
   | { k: "nop" } // fence
   | { k: "stop" };
 
@@ -98,6 +104,18 @@ export function decode32(i: number): Insn {
     case 0x0d: return { k: "li", rd, imm: BigInt(i & 0xfffff000) }; // LUI (i is a signed 32-bit value)
     case 0x05: return { k: "auipc", rd, imm: BigInt(i & 0xfffff000) };
     case 0x03: return f3 === 0 ? { k: "nop" } : STOP; // fence; fence.i goes to the interpreter
+    case 0x01: // LOAD-FP
+      return f3 === 2 || f3 === 3 ? { k: "fload", rd, rs1, imm: immI, size: f3 === 3 ? 8 : 4 } : STOP;
+    case 0x09: // STORE-FP
+      return f3 === 2 || f3 === 3 ? { k: "fstore", rs1, rs2, imm: ((i >> 20) & ~31) | rd, size: f3 === 3 ? 8 : 4 } : STOP;
+    case 0x10: case 0x11: case 0x12: case 0x13: // fmadd, fmsub, fnmsub, fnmadd
+      return { k: "fp", word: i >>> 0, xr: 0, xw: 0 };
+    case 0x14: { // OP-FP: fexec.ts decides what is legal
+      const g = f7 >>> 1;
+      const xw = g === 0x28 || g === 0x30 || g === 0x38 ? rd : 0; // compares, fcvt to integer, fmv.x, fclass
+      const xr = g === 0x34 || g === 0x3c ? rs1 : 0; // fcvt from integer, fmv from x
+      return { k: "fp", word: i >>> 0, xr, xw };
+    }
     default: return STOP;
   }
 }
@@ -111,6 +129,14 @@ export function decode16(c: number): Insn {
       const imm = ((c >>> 7) & 0x30) | ((c >>> 1) & 0x3c0) | ((c >>> 4) & 4) | ((c >>> 2) & 8);
       return imm === 0 ? STOP : { k: "alui", op: "add", rd: rdp, rs1: 2, imm: BigInt(imm) };
     }
+    case 0x01: // c.fld
+      return { k: "fload", rd: rdp, rs1: rs1p, imm: ((c >>> 7) & 0x38) | ((c << 1) & 0xc0), size: 8 };
+    case 0x05: // c.fsd
+      return { k: "fstore", rs1: rs1p, rs2: rdp, imm: ((c >>> 7) & 0x38) | ((c << 1) & 0xc0), size: 8 };
+    case 0x11: // c.fldsp
+      return { k: "fload", rd: rdc, rs1: 2, imm: ((c >>> 7) & 0x20) | ((c >>> 2) & 0x18) | ((c << 4) & 0x1c0), size: 8 };
+    case 0x15: // c.fsdsp
+      return { k: "fstore", rs1: 2, rs2: rs2c, imm: ((c >>> 7) & 0x38) | ((c >>> 1) & 0x1c0), size: 8 };
     case 0x02: // c.lw
       return { k: "load", rd: rdp, rs1: rs1p, imm: ((c >>> 7) & 0x38) | ((c >>> 4) & 4) | ((c << 1) & 0x40), size: 4, signed: true };
     case 0x03: // c.ld
@@ -170,7 +196,7 @@ export function decode16(c: number): Insn {
       return { k: "store", rs1: 2, rs2: rs2c, imm: ((c >>> 7) & 0x3c) | ((c >>> 1) & 0xc0), size: 4 };
     case 0x17: // c.sdsp
       return { k: "store", rs1: 2, rs2: rs2c, imm: ((c >>> 7) & 0x38) | ((c >>> 1) & 0x1c0), size: 8 };
-    default: // FP loads and stores, reserved encodings
+    default: // reserved encodings
       return STOP;
   }
 }
