@@ -22,6 +22,7 @@ export interface HartExports {
   pendingIrq(state: number): bigint;
   table: WebAssembly.Table;
   jitSetup(map: number, hot: number, dirty: number, flag: number): void;
+  jitSetQuiet(quiet: number): void;
   jitLoad: (...a: never[]) => unknown;
   jitStore: (...a: never[]) => unknown;
   jitFp: (...a: never[]) => unknown;

@@ -72,7 +72,26 @@ function postStore(real: BigInt64Array, vcb: Vcb): boolean {
   return true;
 }
 
+// Tiering by activity: a vCPU whose last order retired few instructions and ended waiting is
+// idle, and its next order runs interpreted (jit.ts jitQuiet; why in docs/binary-translation.md).
+// Keyed by hart block; this thread's own heuristic, so a vCPU that moves between physical CPUs
+// is simply judged afresh.
+const QUIET_INSNS = 1_000_000;
+const quiet = new Set<number>();
+
 function runOrder(): number {
+  const realAt = box[M.REAL]! >>> 0;
+  if (jit) wasm.jitSetQuiet(quiet.has(realAt) ? 1 : 0);
+  const buffer = memory.buffer as unknown as SharedArrayBuffer;
+  const before = realAt + L.HART_STATE_BYTES <= buffer.byteLength ? new BigInt64Array(buffer, realAt, L.HART_STATE_BYTES / 8)[L.HART_INSTRET / 8]! : 0n;
+  const result = runVcpu();
+  const after = new BigInt64Array(memory.buffer as unknown as SharedArrayBuffer, realAt, L.HART_STATE_BYTES / 8)[L.HART_INSTRET / 8]!;
+  if (result === M.END_BLOCKED && after - before < BigInt(QUIET_INSNS)) quiet.add(realAt);
+  else quiet.delete(realAt);
+  return result;
+}
+
+function runVcpu(): number {
   const te = box[M.KIND] === M.KIND_TRAP_EMULATE;
   // The host grows machine memory on its own thread; this thread's buffer object may still have
   // the old length until it asks again (grow(0) returns the current size and a current buffer).

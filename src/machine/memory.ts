@@ -21,6 +21,10 @@ export class OutOfMachineMemory extends UserError {
 
 export const mib = (frames: number): string => `${((frames * FRAME_BYTES) / 2 ** 20).toFixed(frames * FRAME_BYTES >= 2 ** 24 ? 0 : 1)} MiB`;
 
+// The code map's bits (src/hart/asm/jit.ts).
+const CODE_TRANSLATED = 1;
+const CODE_WRITTEN = 2;
+
 export class MachineMemory {
   readonly memory: WebAssembly.Memory;
   // Frames the machine may ever have.
@@ -191,6 +195,26 @@ export class MachineMemory {
     this.used.fill(0, start, start + n);
     this.allocatedFrames -= n;
     if (start < this.hint) this.hint = start;
+    // Whoever gets these frames next writes them from the host or from another VM's harts:
+    // translations of what they held must not outlive them.
+    this.codeWritten(offset, n * FRAME_BYTES);
+  }
+
+  // The host wrote [offset, offset + bytes) other than through a hart (loading an image, a
+  // device's DMA, freeing): frames holding translated code are marked written, so every
+  // translator drops those translations at its next check (src/hart/jit/cache.ts).
+  codeWritten(offset: number, bytes: number): void {
+    if (bytes <= 0) return;
+    const buf = this.memory.buffer as unknown as SharedArrayBuffer;
+    const marks = new Uint8Array(buf, this.codeTrack.dirty, this.capacityFrames);
+    let any = false;
+    for (let f = Math.floor(offset / FRAME_BYTES); f <= Math.floor((offset + bytes - 1) / FRAME_BYTES); f++) {
+      if ((Atomics.load(marks, f) & CODE_TRANSLATED) !== 0) {
+        Atomics.or(marks, f, CODE_WRITTEN);
+        any = true;
+      }
+    }
+    if (any) Atomics.store(new Uint32Array(buf, this.codeTrack.flag, 1), 0, 1);
   }
 
   private advanceHint(): void {

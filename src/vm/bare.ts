@@ -2,7 +2,8 @@
 // 0x8000_0000, a CLINT and HTIF. Time is virtual and deterministic: mtime advances one tick per
 // TICK_INSTRUCTIONS retired, and jumps ahead to the next timer event while the hart sleeps in WFI.
 import { MachineMemory } from "../machine/memory.js";
-import { Hart, Exit, instantiateHart } from "../hart/hart.js";
+import { Hart, Exit, instantiateHart, jitOf } from "../hart/hart.js";
+import type { Jit } from "../hart/jit/cache.js";
 import * as L from "../hart/layout.js";
 import { JIT_REGION_BYTES } from "../hart/jit/cache.js";
 import { parseElf, loadElf } from "./elf.js";
@@ -48,11 +49,13 @@ export class BareMachine {
   private htif: Htif | undefined;
   private timeBias = 0n; // ticks added by WFI skips and mtime writes
   readonly markers: BareMarker[] = [];
+  readonly jit: Jit | undefined; // the hart's translation cache (undefined with jit off)
 
   constructor(private readonly opts: BareOptions = {}) {
     const memBytes = opts.memBytes ?? 64 << 20;
     this.mem = new MachineMemory(memBytes + L.HART_STATE_BYTES + JIT_REGION_BYTES + (2 << 20));
     const wasm = instantiateHart(this.mem, opts.jit ?? true ? this.mem.allocHost(JIT_REGION_BYTES / 4096) : undefined);
+    this.jit = jitOf(wasm);
     const hartBase = this.mem.allocContiguous(L.HART_STATE_BYTES / 4096);
     this.ramOffset = this.mem.allocContiguous(memBytes / 4096, 16);
     this.ram = this.mem.bytesAt(this.ramOffset, memBytes);
@@ -70,6 +73,7 @@ export class BareMachine {
   load(image: Uint8Array, name: string): void {
     const elf = parseElf(image, name);
     loadElf(elf, new ContiguousRam(RAM_BASE, this.ram), name);
+    this.mem.codeWritten(this.ramOffset, this.ram.length); // a second program must not run the first one's translations
     this.hart.pc = elf.entry;
     const tohost = elf.symbols.get("tohost");
     if (tohost !== undefined) {
@@ -116,6 +120,7 @@ export class BareMachine {
       const toTimer = this.clint.mtimecmp - this.mtime();
       if (toTimer > 0n && toTimer * BigInt(TICK_INSTRUCTIONS) < BigInt(budget)) budget = Number(toTimer) * TICK_INSTRUCTIONS;
       const before = this.hart.instret;
+      this.jit?.check(); // what the host wrote since the last run (a loaded program, HTIF replies)
       const code = this.hart.run(budget);
       if (this.hart.instret > max) {
         throw new UserError(`the program did not finish within ${max} instructions (pc 0x${this.hart.pc.toString(16)})`);

@@ -48,11 +48,15 @@ export class P2m implements GuestMemory {
   write(gpa: bigint, data: Uint8Array): void {
     this.forEachPiece(gpa, data.length, (machine, at, len) => {
       this.mem.bytesAt(machine, len).set(data.subarray(at, at + len));
+      this.mem.codeWritten(machine, len);
     });
   }
 
   fill(gpa: bigint, length: number, value: number): void {
-    this.forEachPiece(gpa, length, (machine, _at, len) => { this.mem.bytesAt(machine, len).fill(value); });
+    this.forEachPiece(gpa, length, (machine, _at, len) => {
+      this.mem.bytesAt(machine, len).fill(value);
+      this.mem.codeWritten(machine, len);
+    });
   }
 
   read(gpa: bigint, length: number): Uint8Array {

@@ -6,7 +6,7 @@ import {
   HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_EXIT_TVAL, HART_RES_ADDR, HART_RES_VALUE, HART_FLAGS, FLAG_MARKERS, HART_KICK_ADDR, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
   JIT_TICK, HART_STAT_JIT_RUNS, HART_STAT_JIT_INSNS,
 } from "../layout";
-import { jitMap, dirtyMap, jitSlot, hotBump, jitTranslate, jitFenceI, markDirty, codeFlag, CODE_TRANSLATED, CODE_WRITTEN } from "./jit";
+import { jitMap, jitQuiet, dirtyMap, jitSlot, hotBump, jitTranslate, jitFenceI, markDirty, codeFlag, CODE_TRANSLATED, CODE_WRITTEN } from "./jit";
 import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
   clearAttn, ctxDirty, clearCtx, irqCheck, clearIrq, markCtx, markIrq,
@@ -266,7 +266,7 @@ export function run(state: usize, budget: i64): i32 {
   const markers = (load<i64>(s + HART_FLAGS) & FLAG_MARKERS) != 0;
   const kick = <usize>load<i64>(s + HART_KICK_ADDR);
   // The translator of this instance (jit.ts), if it has one.
-  const jmap = jitMap;
+  const jmap: usize = jitQuiet ? <usize>0 : jitMap;
   const dmap = dirtyMap;
   let tick: i32 = jmap != 0 ? JIT_TICK : 0x7FFFFFFF;
   let jitLook = jmap != 0; // look for translated code at pc once the fetch page is known
@@ -523,7 +523,7 @@ export function run(state: usize, budget: i64): i32 {
           }
           case 0x03: // MISC-MEM: fence, fence.i (translated code may need dropping: SLOW_FENCEI)
             if (f3 > 1) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
-            if (f3 == 1 && jmap != 0) { slow = SLOW_FENCEI; break; }
+            if (f3 == 1 && jitMap != 0) { slow = SLOW_FENCEI; break; }
             pc += 4;
             count++;
             continue;

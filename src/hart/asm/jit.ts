@@ -20,6 +20,12 @@ import { loadSlow, storeSlow } from "./mmu";
 @external("jit", "fenceI") export declare function jitFenceI(): void;
 
 export let jitMap: usize = 0; // 0: this instance has no translator
+// Set by the host for a run of a vCPU that has been idle: run() then neither calls translated
+// code nor counts hotness (fence.i still reaches the translator). An idle guest's code runs
+// once per timer tick with the caches cold, where translated code costs more than the
+// interpreter (docs/binary-translation.md).
+export let jitQuiet: bool = false;
+export function jitSetQuiet(quiet: bool): void { jitQuiet = quiet; }
 export let jitHot: usize = 0;
 // One byte per machine frame: CODE_TRANSLATED once a translator has translated code in it,
 // CODE_WRITTEN added by the first store after that. `codeFlag`: a u32 set to 1 by such a store,

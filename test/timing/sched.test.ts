@@ -5,14 +5,17 @@
 // Each share is measured twice: by the scheduler's own accounting (host.stats() runUs over an
 // interval) and by what the guests themselves got done (the rounds each printed, the
 // instructions each retired). The assertions are on ratios of shares, never on speeds.
+// These tests live apart from test/system and run alone (npm run test:system runs this directory
+// after the others, one file at a time): a test booting guests beside them takes CPU from the
+// very threads whose shares they measure.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { Host } from "../../src/host/host.js";
 import { DEFAULT_CMDLINE } from "../../src/cli/run.js";
 import type { Vm, VmConfig } from "../../src/vm/vm.js";
-import { defaultGuest } from "./guest.js";
-import { GuestConsole, command, sample, shell, sleep, stressKernel, until, type Sample } from "./console.js";
+import { defaultGuest } from "../system/guest.js";
+import { GuestConsole, command, sample, shell, sleep, stressKernel, until, type Sample } from "../system/console.js";
 
 const g = await defaultGuest();
 const MiB = 1 << 20;
@@ -20,7 +23,6 @@ const MiB = 1 << 20;
 // the spinners' rounds, short enough for the file to stay within a few minutes.
 const INTERVAL_MS = 4000;
 const WARMUP_MS = 500;
-const IDLE_SETTLE_MS = 10_000;
 const TOLERANCE = 0.05; // percentage points of one physical CPU
 
 // A spinning guest and the last round it printed.
@@ -179,10 +181,6 @@ test("a Debian guest idle at its shell costs under 1% of a physical CPU", { skip
     const vm = host.createVm(cfg);
     host.start(vm);
     await shell(vm, con, 120_000);
-    // The translator is still translating the idle paths (timer, RCU, scheduler) for some
-    // seconds after boot (about 1% of the CPU in the first seconds, 0.6% once settled; the
-    // interpreter alone costs 0.2%): measure the settled cost.
-    await sleep(IDLE_SETTLE_MS);
     // Alone, then beside a CPU-bound guest that would take any CPU time the idle one left.
     const alone = await idleShare(host, vm);
     const spin = new Spinner(host, "busy");
