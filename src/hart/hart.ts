@@ -26,6 +26,9 @@ export interface HartExports {
   jitLoad: (...a: never[]) => unknown;
   jitStore: (...a: never[]) => unknown;
   jitFp: (...a: never[]) => unknown;
+  jitAddD: (...a: never[]) => unknown;
+  jitMulD: (...a: never[]) => unknown;
+  jitFmaD: (...a: never[]) => unknown;
 }
 
 export const Exit = {

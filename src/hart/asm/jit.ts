@@ -6,11 +6,12 @@
 // thread) touch them. The dirty map is machine-wide: every thread's stores set bytes in it, and
 // the translators clear them with atomics (see src/hart/jit/cache.ts).
 import {
-  HART_JIT_FAIL, HART_STAT_MMIO, HART_MSTATUS, JIT_MAP_ENTRIES, JIT_MAP_ENTRY_BYTES, JIT_HOT_ENTRIES, JIT_HOT_ENTRY_BYTES,
+  HART_JIT_FAIL, HART_STAT_MMIO, HART_MSTATUS, HART_FCSR, JIT_MAP_ENTRIES, JIT_MAP_ENTRY_BYTES, JIT_HOT_ENTRIES, JIT_HOT_ENTRY_BYTES,
   JIT_HOT_THRESHOLD,
 } from "../layout";
 import { S, excCause, clearExc, EXC_MMIO, MS_FS } from "./state";
 import { fpInsn } from "./fexec";
+import * as fpu from "./fpu";
 import { loadSlow, storeSlow } from "./mmu";
 
 // Asks this thread's translator to translate the code at machine address `host`. It installs
@@ -116,3 +117,14 @@ export function jitFp(insn: u32): i32 {
   }
   return 0;
 }
+
+// The round-to-nearest fast paths of the common double-precision operations (fpu.ts), for
+// translated code that has checked the rounding mode: the result, with its flags accumulated
+// in fcsr, or F64_FAST_MISS, having changed nothing (the caller then uses jitFp).
+@inline function flagged(r: u64): u64 {
+  if (r != fpu.F64_FAST_MISS && fpu.fpFlags != 0) store<i64>(S + HART_FCSR, load<i64>(S + HART_FCSR) | <i64>fpu.fpFlags);
+  return r;
+}
+export function jitAddD(a: u64, b: u64): u64 { fpu.fpFlags = 0; return flagged(fpu.f64_add_rne(a, b)); }
+export function jitMulD(a: u64, b: u64): u64 { fpu.fpFlags = 0; return flagged(fpu.f64_mul_rne(a, b)); }
+export function jitFmaD(a: u64, b: u64, c: u64): u64 { fpu.fpFlags = 0; return flagged(fpu.f64_fma_rne(a, b, c)); }

@@ -34,6 +34,9 @@ export interface JitExports {
   jitLoad: (...a: never[]) => unknown;
   jitStore: (...a: never[]) => unknown;
   jitFp: (...a: never[]) => unknown;
+  jitAddD: (...a: never[]) => unknown;
+  jitMulD: (...a: never[]) => unknown;
+  jitFmaD: (...a: never[]) => unknown;
 }
 
 export interface JitOptions {
@@ -108,7 +111,7 @@ export class Jit {
     this.maxTranslations = opts.maxTranslations ?? DEFAULT_MAX_TRANSLATIONS;
     this.maxCodeBytes = opts.maxCodeBytes ?? DEFAULT_MAX_CODE_BYTES;
     new Uint8Array(this.buffer(), region, JIT_REGION_BYTES).fill(0);
-    this.imports = { env: { memory }, hart: { load: wasm.jitLoad, store: wasm.jitStore, fp: wasm.jitFp } };
+    this.imports = { env: { memory }, hart: { load: wasm.jitLoad, store: wasm.jitStore, fp: wasm.jitFp, addD: wasm.jitAddD, mulD: wasm.jitMulD, fmaD: wasm.jitFmaD } };
     this.validGenEpoch = Atomics.load(this.u32(), track.genEpoch / 4);
     wasm.jitSetup(this.mapBase, this.hotBase, track.dirty, track.flag);
     const stub = new WebAssembly.Instance(new WebAssembly.Module(encodeModule({
@@ -188,9 +191,10 @@ export class Jit {
       funcs.push({ type: 0, locals: fn.locals, body: fn.body, export: `f${i}` });
     });
     const bytes = encodeModule({
-      types: [{ params: FN_PARAMS, results: FN_RESULTS }, { params: [T_I64, T_I64], results: [T_I64] }, { params: [T_I64, T_I32], results: [T_I64] }, { params: [T_I64, T_I64, T_I32], results: [T_I32] }, { params: [T_I32], results: [T_I32] }],
+      types: [{ params: FN_PARAMS, results: FN_RESULTS }, { params: [T_I64, T_I64], results: [T_I64] }, { params: [T_I64, T_I32], results: [T_I64] }, { params: [T_I64, T_I64, T_I32], results: [T_I32] }, { params: [T_I32], results: [T_I32] }, { params: [T_I64, T_I64, T_I64], results: [T_I64] }],
       memory: { module: "env", name: "memory", maxPages: 65536 },
-      funcImports: [{ module: "hart", name: "load", type: 2 }, { module: "hart", name: "store", type: 3 }, { module: "hart", name: "fp", type: 4 }],
+      funcImports: [{ module: "hart", name: "load", type: 2 }, { module: "hart", name: "store", type: 3 }, { module: "hart", name: "fp", type: 4 },
+        { module: "hart", name: "addD", type: 1 }, { module: "hart", name: "mulD", type: 1 }, { module: "hart", name: "fmaD", type: 5 }],
       funcs,
     });
     let inst: WebAssembly.Instance;

@@ -99,7 +99,9 @@ const L_X0 = 13; // x1..x31 follow (only those used get a local, but numbering i
 export const FN_PARAMS = [T_I32, T_I64, T_I32, T_I64, T_I32, T_I32, T_I64];
 export const FN_RESULTS = [T_I64];
 // Function indices in the module: imports first.
-export const F_LOAD = 0, F_STORE = 1, F_FP = 2, F_MULHU = 3; // every module has mulhu first, then its regions
+export const F_LOAD = 0, F_STORE = 1, F_FP = 2, F_ADDD = 3, F_MULD = 4, F_FMAD = 5; // imports
+export const F_MULHU = 6; // every module has mulhu first, then its regions
+const FAST_MISS = 0x7ff0000000000001n; // fpu.ts F64_FAST_MISS
 const MS_FS = 3n << 13n, MS_SD = -(1n << 63n); // mstatus.FS, mstatus.SD (as i64)
 
 export interface Emitted {
@@ -255,6 +257,22 @@ export function emitRegion(r: Region, track: { dirty: number; flag: number }): E
           break;
         }
         case "fp": {
+          const fast = fastFp(i.word);
+          if (fast) {
+            // The common double-precision operations in round-to-nearest: the hart's fast path,
+            // or else (an operand or result that needs the exact algorithm) the general call.
+            fsOn(off, idx);
+            op(Op.block, T_VOID); depth++; // $done
+            op(Op.block, T_VOID); depth++; // $general
+            if (fast.dyn) { get(P_S); mem(Op.i64_load, L.HART_FCSR); i64c(0xe0); op(Op.i64_and, Op.i64_eqz, Op.i32_eqz); c.byte(Op.br_if).u32(0); }
+            for (const [r, neg] of fast.args) { get(P_S); mem(Op.i64_load, L.HART_F + 8 * r); if (neg) { i64c(-(1n << 63n)); op(Op.i64_xor); } }
+            c.byte(Op.call).u32(fast.fn); tee(L_T);
+            i64c(FAST_MISS); op(Op.i64_eq); c.byte(Op.br_if).u32(0);
+            get(P_S); get(L_T); mem(Op.i64_store, L.HART_F + 8 * ((i.word >>> 7) & 31));
+            dirtyFs();
+            c.byte(Op.br).u32(1);
+            op(Op.end); depth--; // $general
+          }
           // The integer source goes to the state block, where fexec.ts reads it; the
           // destination comes back from there.
           if (i.xr !== 0) { get(P_S); get(L_X0 + i.xr); mem(Op.i64_store, L.HART_X + 8 * i.xr); }
@@ -263,6 +281,7 @@ export function emitRegion(r: Region, track: { dirty: number; flag: number }): E
           exitAt(off, idx);
           op(Op.end); depth--;
           if (i.xw !== 0) { get(P_S); mem(Op.i64_load, L.HART_X + 8 * i.xw); set(L_X0 + i.xw); }
+          if (fast) { op(Op.end); depth--; } // $done
           break;
         }
         case "branch": {
@@ -435,4 +454,25 @@ export function emitMulhu(): Bytes {
   c.byte(Op.i64_const).s64(32n).byte(Op.i64_shr_u);
   c.byte(Op.i64_add);
   return c;
+}
+
+// fadd.d, fsub.d, fmul.d and the four fused multiply-adds in double precision, with a static
+// round-to-nearest or a dynamic rounding mode (checked at run time to be round-to-nearest): the
+// hart function to call and its operands (f registers, negated or not).
+function fastFp(w: number): { fn: number; args: [number, boolean][]; dyn: boolean } | undefined {
+  const rm = (w >>> 12) & 7;
+  if (rm !== 0 && rm !== 7) return undefined;
+  const rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31, opc = w & 0x7f, f7 = w >>> 25;
+  const dyn = rm === 7;
+  if (opc === 0x53) {
+    if (f7 === 0x01) return { fn: F_ADDD, args: [[rs1, false], [rs2, false]], dyn };
+    if (f7 === 0x05) return { fn: F_ADDD, args: [[rs1, false], [rs2, true]], dyn };
+    if (f7 === 0x09) return { fn: F_MULD, args: [[rs1, false], [rs2, false]], dyn };
+    return undefined;
+  }
+  if (((w >>> 25) & 3) !== 1) return undefined; // the fused forms in double precision only
+  const rs3 = w >>> 27;
+  // fmadd (0x43) a*b+c, fmsub (0x47) a*b-c, fnmsub (0x4b) -a*b+c, fnmadd (0x4f) -a*b-c
+  const negProd = opc === 0x4b || opc === 0x4f, negAdd = opc === 0x47 || opc === 0x4f;
+  return { fn: F_FMAD, args: [[rs1, negProd], [rs2, false], [rs3, negAdd]], dyn };
 }
