@@ -134,3 +134,15 @@ test("run: --pcpus outside 1..64 is refused, and --help states the range", () =>
   const help = ringvisor(["run", "--help"]);
   assert.match(help.stdout, /--pcpus <n>\s+physical CPUs \(worker threads\) of the host, 1 to 64/);
 });
+
+test("run and bare: --jit other than on or off is refused in one line, before anything runs", () => {
+  const r = expectRefused(["--jit", "maybe"], /^ringvisor: --jit must be on or off \(got maybe\)$/m);
+  assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
+  expectRefused(["--jit", ""], /^ringvisor: --jit must be on or off \(got nothing\)$/m);
+  const b = ringvisor(["bare", join(PROGRAMS, "rv64i.elf"), "--jit", "maybe"]);
+  assert.equal(b.status, 2, `bare --jit maybe: exit status; stderr:\n${b.stderr}`);
+  assert.equal(b.stderr, "ringvisor: --jit must be on or off (got maybe)\n");
+  assert.equal(b.stdout, "", "bare --jit maybe ran nothing");
+  const help = ringvisor(["run", "--help"]);
+  assert.match(help.stdout, /--jit <on\|off>\s+translate hot guest code/);
+});
