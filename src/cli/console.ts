@@ -17,7 +17,10 @@ export function checkOnEof(v: string): OnEof {
 // Piped input is typed the way a person at the console would: one line at a time, each when the
 // guest has gone idle (every hart waiting for an interrupt) and the console has been quiet for a
 // moment, as at a prompt. Input sent while the guest is still booting would otherwise be read
-// and discarded before the shell starts.
+// and discarded before the shell starts. A kernel can also sit idle and quiet for a moment while
+// it boots (an RCU grace period across vCPUs, a sleep in a driver), so the first line waits for
+// a prompt as well: console output whose last line is unfinished (`~ # `, `login: `), which a
+// kernel's log lines never are.
 //
 // When input ends (with --on-eof poweroff) the typist ends the session as a person logs out:
 // end-of-file (Ctrl-D) at the prompt, typed once the last command is done. The default guest's
@@ -40,6 +43,8 @@ export class Typist {
   private outputSinceEof = false;
   private lastEofAt = 0;
   private lastOutput = performance.now();
+  private typedAny = false;
+  private atPrompt = false; // the console's last byte ended a line (false) or not (true)
 
   constructor(private readonly vm: Vm, private readonly poweroffAtEnd: boolean) {}
 
@@ -53,7 +58,8 @@ export class Typist {
   }
 
   // The guest wrote to its console.
-  output(): void {
+  output(b: Uint8Array): void {
+    if (b.length > 0) this.atPrompt = b[b.length - 1] !== 0x0a;
     this.lastOutput = performance.now();
     this.outputSinceEof = true;
   }
@@ -63,6 +69,8 @@ export class Typist {
     const now = performance.now();
     if (now - this.lastOutput < QUIET_MS || now - this.vm.idleSince < QUIET_MS) return;
     if (this.pending.length > 0) {
+      if (!this.typedAny && !this.atPrompt) return;
+      this.typedAny = true;
       const nl = this.pending.indexOf(0x0a);
       const end = nl < 0 ? this.pending.length : nl + 1;
       this.vm.input(new Uint8Array(this.pending.subarray(0, end)));

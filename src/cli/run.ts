@@ -121,7 +121,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
     stdin.setRawMode(true);
   }
   const typist = tty ? undefined : new Typist(vm, opts.onEof === "poweroff");
-  vm.onConsoleOutput = () => typist?.output();
+  vm.onConsoleOutput = (b) => typist?.output(b);
   const onData = (chunk: Buffer): void => {
     if (typist) {
       typist.add(chunk);

@@ -259,7 +259,7 @@ class Session {
           throw e;
         }
         const typist = this.tty ? undefined : new Typist(vm, poweroffAtEof);
-        vm.onConsoleOutput = () => typist?.output();
+        vm.onConsoleOutput = (b) => typist?.output(b);
         guest = { planned: pl, vm, fd, logFilter: new QueryFilter(), typist, tail: Buffer.alloc(0) };
         this.guests.push(guest);
       });

@@ -113,7 +113,7 @@ export class Vm {
   result: RunResult | undefined;
   // When every started vCPU last went to sleep with nothing to do (undefined while one runs).
   idleSince: number | undefined;
-  onConsoleOutput: (() => void) | undefined;
+  onConsoleOutput: ((b: Uint8Array) => void) | undefined;
   // Set by the host: a vCPU may have become runnable from outside its own run.
   onWake: ((v: VCpu) => void) | undefined;
   private resolveFinished!: (r: RunResult) => void;
@@ -225,7 +225,7 @@ export class Vm {
 
   private consoleOut(b: Uint8Array): void {
     this.cfg.console(b);
-    this.onConsoleOutput?.();
+    this.onConsoleOutput?.(b);
   }
 
   private externalInterrupt(ctx: number, on: boolean): void {
