@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as L from "./layout.js";
 import type { MachineMemory } from "../machine/memory.js";
-import { Jit, type JitOptions } from "./jit/cache.js";
+import { Jit, type JitExports, type JitOptions } from "./jit/cache.js";
 
 export interface CodeTrack {
   flag: number;
@@ -13,22 +13,15 @@ export interface CodeTrack {
   dirty: number;
 }
 
-export interface HartExports {
+// The hart's exports: the run loop and its helpers, and the translator's side (jit/cache.ts).
+export interface HartExports extends JitExports {
   reset(state: number, hartid: bigint): void;
   run(state: number, budget: bigint): number;
   mmioDone(state: number, value: bigint): void;
   hostTrap(state: number, cause: bigint, tval: bigint): number;
   flushTlb(state: number): void;
   pendingIrq(state: number): bigint;
-  table: WebAssembly.Table;
-  jitSetup(map: number, hot: number, dirty: number, flag: number): void;
   jitSetQuiet(quiet: number): void;
-  jitLoad: (...a: never[]) => unknown;
-  jitStore: (...a: never[]) => unknown;
-  jitFp: (...a: never[]) => unknown;
-  jitAddD: (...a: never[]) => unknown;
-  jitMulD: (...a: never[]) => unknown;
-  jitFmaD: (...a: never[]) => unknown;
 }
 
 export const Exit = {
