@@ -38,10 +38,13 @@ export function readInput(path: string, what?: string): Uint8Array {
   }
 }
 
-// --jit on|off: whether the physical CPUs translate hot guest code to wasm (src/hart/jit).
-export const JIT_HELP = "translate hot guest code to WebAssembly (on) or only interpret it (off)";
-export function jitSwitch(v: string): boolean {
+// --jit on|off|eager: whether the physical CPUs translate hot guest code to wasm (src/hart/jit),
+// and eager: everything the first time it runs (slower; for testing the translator on all code).
+export type JitMode = boolean | "eager";
+export const JIT_HELP = "translate hot guest code to WebAssembly (on), only interpret it (off), or translate all code the first time it runs (eager)";
+export function jitSwitch(v: string): JitMode {
   if (v === "on") return true;
   if (v === "off") return false;
-  throw new UserError(`--jit must be on or off (got ${v === "" ? "nothing" : v})`);
+  if (v === "eager") return "eager";
+  throw new UserError(`--jit must be on, off or eager (got ${v === "" ? "nothing" : v})`);
 }

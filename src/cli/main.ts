@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The ringvisor command line.
 import { Command, CommanderError } from "commander";
-import { positiveInt, memMiB, readInput, jitSwitch, JIT_HELP } from "./args.js";
+import { positiveInt, memMiB, readInput, jitSwitch, JIT_HELP, type JitMode } from "./args.js";
 import { UserError } from "../errors.js";
 import { BareMachine } from "../vm/bare.js";
 import { registerImageCommands } from "./image.js";
@@ -21,9 +21,9 @@ program
   .argument("<program.elf>", "RISC-V ELF64 image")
   .option("--mem <MiB>", "RAM size in MiB", memMiB, 64)
   .option("--max-instructions <n>", "give up after this many instructions", positiveInt)
-  .option("--jit <on|off>", JIT_HELP, jitSwitch, true)
+  .option("--jit <on|off|eager>", JIT_HELP, jitSwitch, true)
   .option("--stats", "print instructions, time, MIPS and hart counters to stderr at exit")
-  .action((path: string, opts: { mem: number; maxInstructions?: number; stats?: boolean; jit: boolean }) => {
+  .action((path: string, opts: { mem: number; maxInstructions?: number; stats?: boolean; jit: JitMode }) => {
     const m = new BareMachine({ memBytes: opts.mem * 2 ** 20, maxInstructions: opts.maxInstructions, jit: opts.jit });
     m.load(readInput(path), path);
     const r = m.run();

@@ -3,7 +3,7 @@
 import { closeSync, openSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { Command, Option } from "commander";
-import { positiveInt, memMiB, pcpuCount, readInput, jitSwitch, JIT_HELP } from "./args.js";
+import { positiveInt, memMiB, pcpuCount, readInput, jitSwitch, JIT_HELP, type JitMode } from "./args.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode, type RunResult, type Vm } from "../vm/vm.js";
 import { DEFAULT_CMDLINE } from "../vm/spec.js";
 import { Host, MAX_PCPUS } from "../host/host.js";
@@ -23,7 +23,7 @@ interface RunOptions {
   mem: number;
   cpus: number;
   pcpus?: number;
-  jit: boolean;
+  jit: JitMode;
   virt: string;
   scatterFrames?: number;
   markers?: boolean;
@@ -45,7 +45,7 @@ export function registerRunCommand(program: Command): void {
     .option("--cpus <n>", `number of virtual CPUs, 1 to ${MAX_CPUS}`, positiveInt, 1)
     .option("--pcpus <n>", `physical CPUs (worker threads) of the host, 1 to ${MAX_PCPUS}; default: one per host core`, pcpuCount)
     .addOption(new Option("--virt <mode>", `how the guest is run: ${VIRT_MODES.join(", ")}`).default("trap-and-emulate"))
-    .option("--jit <on|off>", JIT_HELP, jitSwitch, true)
+    .option("--jit <on|off|eager>", JIT_HELP, jitSwitch, true)
     .option("--scatter-frames <seed>", "back guest RAM with machine frames in a seeded random order", positiveInt)
     .addOption(new Option("--on-eof <action>", "when piped input ends: poweroff (end the guest's shell once the last command is done, which powers the default guest off) or wait (run until the guest powers off)").default("poweroff"))
     .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
@@ -64,6 +64,7 @@ function checkOptions(opts: RunOptions): void {
   if (!(VIRT_MODES as readonly string[]).includes(opts.virt)) {
     throw new UserError(`unknown --virt mode '${opts.virt}': choose one of ${VIRT_MODES.join(", ")}`);
   }
+  if (opts.virt === "bt" && opts.jit === false) throw new UserError("--virt bt is binary translation: it needs the translator (leave out --jit off)");
   checkOnEof(opts.onEof);
   if (opts.cpus > MAX_CPUS) throw new UserError(`--cpus must be between 1 and ${MAX_CPUS} (got ${opts.cpus})`);
   if (opts.mem < 16) throw new UserError(`--mem ${opts.mem} MiB is too small; a Linux guest needs at least 16 MiB`);
@@ -175,9 +176,16 @@ function printStats(vm: Vm, r: RunResult, pcpus: HostStats["pcpus"]): void {
     const v = c.vmm;
     if (!v) return;
     w(`  vCPU ${i}: ${num(v.exits)} VMM exits, ${num(Math.round(v.exits / r.seconds))} per second`);
-    w(`    ${"exit reason".padEnd(34)}${"count".padStart(12)}${"share".padStart(8)}`);
+    const b = v.bt;
+    const all = v.exits + b.avoided;
+    if (st.virt === "bt") {
+      w(`    binary translation: ${num(b.avoided)} exits avoided (${((100 * b.avoided) / Math.max(1, all)).toFixed(1)}% of the ${num(all)} trap-and-emulate would take): ` +
+        `${num(b.csr)} csr, ${num(b.sret)} sret, ${num(b.sfence)} sfence.vma, ${num(b.syscalls)} system calls emulated in translated code; ` +
+        `${num(b.injected)} interrupts injected there; ${num(b.leaves)} left translated code after; ${num(b.declined)} left to the interpreter`);
+    }
+    w(`    ${(st.virt === "bt" ? "reason (exits and calls)" : "exit reason").padEnd(34)}${"count".padStart(12)}${"share".padStart(8)}`);
     for (const [reason, n] of exitTable(v)) {
-      w(`    ${reason.padEnd(34)}${num(n).padStart(12)}${`${((100 * n) / Math.max(1, v.exits)).toFixed(1)}%`.padStart(8)}`);
+      w(`    ${reason.padEnd(34)}${num(n).padStart(12)}${`${((100 * n) / Math.max(1, all)).toFixed(1)}%`.padStart(8)}`);
     }
     const inj = Object.entries(v.injected).map(([k, n]) => `${k} ${num(n)}`).join(", ");
     if (inj) w(`    virtual interrupts injected: ${inj}`);

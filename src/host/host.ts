@@ -38,7 +38,7 @@ export interface HostOptions {
   sliceUs?: number;
   periodUs?: number;
   // Translate hot guest code to wasm on every physical CPU (src/hart/jit; default on).
-  jit?: boolean;
+  jit?: boolean | "eager";
 }
 
 export interface HostStats {
@@ -82,8 +82,10 @@ export class Host {
     if (!Number.isInteger(n) || n < 1 || n > MAX_PCPUS) throw new UserError(`--pcpus must be between 1 and ${MAX_PCPUS} (got ${n})`);
     this.machine = new Machine(opts.machineBytes ?? defaultMachineBytes());
     this.sched = new CreditScheduler({ pcpus: n, sliceUs: opts.sliceUs, periodUs: opts.periodUs });
-    for (let i = 0; i < n; i++) this.pcpus.push(new Pcpu(i, this.machine.mem, opts.jit ?? true));
+    this.jit = opts.jit ?? true;
+    for (let i = 0; i < n; i++) this.pcpus.push(new Pcpu(i, this.machine.mem, this.jit));
   }
+  private readonly jit: boolean | "eager";
 
   private nowUs(): number {
     return (hostClockMs() - this.t0) * 1000;
@@ -93,6 +95,7 @@ export class Host {
   createVm(cfg: VmConfig): Vm {
     const name = cfg.name ?? `vm${this.nextName++}`;
     if (this.vms.has(name)) throw new UserError(`a VM named ${name} already exists on this host`);
+    if (cfg.virt === "bt" && this.jit === false) throw new UserError("--virt bt is binary translation: it needs the translator (leave out --jit off)");
     const need = estimateFrames(cfg);
     const free = this.machine.mem.freeFrameCount;
     if (need > free) {

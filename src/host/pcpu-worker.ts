@@ -21,12 +21,13 @@ interface WorkerData {
   mailbox: SharedArrayBuffer;
   track: CodeTrack;
   jitRegion?: number;
+  jitEager: boolean;
 }
-const { memory, module, mailbox, track, jitRegion } = workerData as WorkerData;
+const { memory, module, mailbox, track, jitRegion, jitEager } = workerData as WorkerData;
 const box = new Int32Array(mailbox);
 const boxF = new Float64Array(mailbox);
 // This thread's instance and its translation cache (src/hart/jit), owned by this thread.
-const { wasm: hartWasm, jit } = instantiateOn(module, memory, track, jitRegion);
+const { wasm: hartWasm, jit } = instantiateOn(module, memory, track, jitRegion, { eager: jitEager });
 const wasm = hartWasm as unknown as VmmExports;
 
 const MIP_STIP = 1n << 5n;

@@ -40,8 +40,11 @@ export class Pcpu {
   // The machine memory this physical CPU's translator keeps its map in (none: it only interprets).
   private readonly jitRegion: number | undefined;
 
-  constructor(readonly index: number, private readonly mem: MachineMemory, jit = true) {
-    this.jitRegion = jit ? mem.allocHost(JIT_REGION_BYTES / 4096) : undefined;
+  private readonly jitEager: boolean;
+
+  constructor(readonly index: number, private readonly mem: MachineMemory, jit: boolean | "eager" = true) {
+    this.jitRegion = jit !== false ? mem.allocHost(JIT_REGION_BYTES / 4096) : undefined;
+    this.jitEager = jit === "eager";
     this.box = new Int32Array(this.mailbox);
     this.boxF = new Float64Array(this.mailbox);
     this.worker = this.spawn();
@@ -57,7 +60,7 @@ export class Pcpu {
 
   private spawn(): Worker {
     const w = new Worker(new URL("./pcpu-worker.js", import.meta.url), {
-      workerData: { memory: this.mem.memory, module: hartModule(), mailbox: this.mailbox, track: this.mem.codeTrack, jitRegion: this.jitRegion },
+      workerData: { memory: this.mem.memory, module: hartModule(), mailbox: this.mailbox, track: this.mem.codeTrack, jitRegion: this.jitRegion, jitEager: this.jitEager },
       name: `pcpu${this.index}`,
     });
     w.unref();

@@ -24,7 +24,7 @@ export interface BareOptions {
   maxInstructions?: number;
   out?: (bytes: Uint8Array) => void;
   markers?: boolean; // record each marker instruction (slti x0, x0, 0x7a5)
-  jit?: boolean; // translate hot code (src/hart/jit; default on)
+  jit?: boolean | "eager"; // translate hot code (src/hart/jit; default on), or all code (eager)
 }
 
 export interface BareMarker {
@@ -54,7 +54,8 @@ export class BareMachine {
   constructor(private readonly opts: BareOptions = {}) {
     const memBytes = opts.memBytes ?? 64 << 20;
     this.mem = new MachineMemory(memBytes + L.HART_STATE_BYTES + JIT_REGION_BYTES + (2 << 20));
-    const wasm = instantiateHart(this.mem, opts.jit ?? true ? this.mem.allocHost(JIT_REGION_BYTES / 4096) : undefined);
+    const jit = opts.jit ?? true;
+    const wasm = instantiateHart(this.mem, jit !== false ? this.mem.allocHost(JIT_REGION_BYTES / 4096) : undefined, { eager: jit === "eager" });
     this.jit = jitOf(wasm);
     const hartBase = this.mem.allocContiguous(L.HART_STATE_BYTES / 4096);
     this.ramOffset = this.mem.allocContiguous(memBytes / 4096, 16);

@@ -7,7 +7,7 @@ import { Ajv, type ErrorObject } from "ajv";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { UserError } from "../errors.js";
 
-export const VIRT_MODES = ["native", "trap-and-emulate"] as const;
+export const VIRT_MODES = ["native", "trap-and-emulate", "bt"] as const;
 export type VirtMode = (typeof VIRT_MODES)[number];
 // vCPUs per VM this board offers.
 export const MAX_CPUS = 8;

@@ -177,7 +177,8 @@ export class Vm {
       hart.setCsr(L.HART_MCOUNTEREN, 7n); // cycle, time, instret readable below M
       core = new NativeCore(hart);
     } else {
-      core = new TrapEmulateCore(this.account, this.wasm, i, this.ram, this.cfg.shadowPoolFrames, this.cfg.dedicated ?? false);
+      // bt: the same VMM, with translated guest code calling its emulation instead of trapping.
+      core = new TrapEmulateCore(this.account, this.wasm, i, this.ram, this.cfg.shadowPoolFrames, this.cfg.dedicated ?? false, this.cfg.virt === "bt");
     }
     if (this.cfg.markers) core.hart.addFlags(L.FLAG_MARKERS);
     return core;

@@ -21,6 +21,7 @@ export const VC_MXR = 88; // the guest's sstatus.MXR that the shadows were built
 export const VC_CLOCK = 96; // LRU clock for address-space entries
 export const VC_POOL_CAP = 104; // the most frames the pool may grow to
 export const VC_POOL_WANT = 112; // nonzero: a fill found the pool full below its cap (EXIT_POOL)
+export const VC_BT = 120; // nonzero: --virt bt (translated guest code calls the VMM instead of trapping)
 
 // Counters (never reset by the VMM).
 export const VC_ST_SRET = 256;
@@ -41,6 +42,15 @@ export const VC_ST_EXITS = 368; // traps out of the real hart handled by the VMM
 export const VC_ST_PAGES_MAX = 376;
 export const VC_ST_GUEST_WALK = 384;
 export const VC_ST_ROOT_SWITCH = 392; // real satp changes (mode or address-space switches)
+// --virt bt: sensitive instructions that translated code handed to the VMM by a call, each an
+// exit that trap-and-emulate takes and bt avoided (counted in the totals above as well).
+export const VC_ST_BT_CSR = 400;
+export const VC_ST_BT_SRET = 408;
+export const VC_ST_BT_SFENCE = 416;
+export const VC_ST_BT_SYSCALL = 424; // ecall from virtual U, reflected to the guest kernel
+export const VC_ST_BT_IRQ = 432; // virtual interrupts injected right after such a call (no exit either)
+export const VC_ST_BT_LEAVE = 440; // calls after which translated code had to leave (new root, new pc)
+export const VC_ST_BT_DECLINED = 448; // calls the VMM left to the interpreter (a hypercall, wfi, a guest-U CSR)
 
 // Reflected guest traps by cause: 0-31 exceptions, 32-63 interrupts injected (32 + code).
 export const VC_ST_CAUSE = 1024;

@@ -45,6 +45,18 @@ export interface VmmStats {
     addressSpacesEvicted: number;
     rootSwitches: number;
   };
+  // --virt bt: sensitive instructions translated code handed to the VMM by a call (no exit).
+  // `avoided`: the exits trap-and-emulate takes for them; all zero in the other modes.
+  bt: {
+    avoided: number;
+    csr: number;
+    sret: number;
+    sfence: number;
+    syscalls: number; // ecall from virtual U, reflected to the guest kernel
+    injected: number; // virtual interrupts taken right after such a call
+    leaves: number; // calls after which the translated code left (new shadow root, new pc)
+    declined: number; // calls the VMM left to the interpreter (hypercalls, guest-U CSRs)
+  };
 }
 
 export function readVmmStats(counter: (offset: number) => number): VmmStats {
@@ -86,10 +98,21 @@ export function readVmmStats(counter: (offset: number) => number): VmmStats {
       addressSpacesEvicted: counter(V.VC_ST_AS_EVICT),
       rootSwitches: counter(V.VC_ST_ROOT_SWITCH),
     },
+    bt: {
+      avoided: counter(V.VC_ST_BT_CSR) + counter(V.VC_ST_BT_SRET) + counter(V.VC_ST_BT_SFENCE) + counter(V.VC_ST_BT_SYSCALL),
+      csr: counter(V.VC_ST_BT_CSR),
+      sret: counter(V.VC_ST_BT_SRET),
+      sfence: counter(V.VC_ST_BT_SFENCE),
+      syscalls: counter(V.VC_ST_BT_SYSCALL),
+      injected: counter(V.VC_ST_BT_IRQ),
+      leaves: counter(V.VC_ST_BT_LEAVE),
+      declined: counter(V.VC_ST_BT_DECLINED),
+    },
   };
 }
 
-// The exits as one table: reason and count, largest first.
+// What the VMM handled, as one table: reason and count, largest first. In trap-and-emulate each is
+// an exit; under bt those done in translated code (s.bt) are counted here too.
 export function exitTable(s: VmmStats): [string, number][] {
   const rows: [string, number][] = [];
   for (const [name, c] of Object.entries(s.csr)) {

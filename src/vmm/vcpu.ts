@@ -96,7 +96,9 @@ export class TrapEmulateCore implements ExecCore {
   // `poolCap`: the most frames of shadow page tables this vCPU may hold; it starts with a few and
   // grows on demand (EXIT_POOL), and an idle vCPU's pool is emptied and shrunk (shrinkPool).
   // `reserve` (a dedicated partition): the whole pool is taken now and kept until dispose.
-  constructor(private readonly account: FrameAccount, private readonly wasm: VmmExports, id: number, p2m: P2m, poolCap = DEFAULT_POOL_FRAMES, private readonly reserve = false) {
+  // `bt` (--virt bt): translated guest code hands sensitive instructions to the VMM by a call
+  // instead of trapping (src/vmm/asm/vcpu.ts btSys); everything else is the same.
+  constructor(private readonly account: FrameAccount, private readonly wasm: VmmExports, id: number, p2m: P2m, poolCap = DEFAULT_POOL_FRAMES, private readonly reserve = false, bt = false) {
     if (poolCap < 8) throw new Error(`a shadow pool of ${poolCap} frames cannot hold one translation path`);
     const mem = account.mem;
     const blockBytes = V.VC_BLOCK_BYTES + 8 * poolCap;
@@ -135,6 +137,7 @@ export class TrapEmulateCore implements ExecCore {
     this.set(V.VC_POOL, mapAt);
     this.set(V.VC_POOL_FRAMES, 0);
     this.set(V.VC_POOL_CAP, poolCap);
+    this.set(V.VC_BT, bt ? 1 : 0);
     if (reserve) {
       const got = account.frames("shadow", poolCap); // throws OutOfMachineMemory: nothing half-made is kept by the caller
       for (const off of got) {

@@ -115,10 +115,17 @@ const SAME_EVERYWHERE = [
   "echo $((0x7fffffff * 3)) $((-17 / 5)) $((-17 % 5))",
 ];
 
+// The native run of SAME_EVERYWHERE, made once for the tests that compare with it.
+let nativeDrive: ReturnType<typeof drive> | undefined;
+function nativeRun(): ReturnType<typeof drive> {
+  nativeDrive ??= drive(["run", "--virt", "native", "--scatter-frames", "9", "--stats-json", join(dir, "native-stats.json")], [...SAME_EVERYWHERE, "poweroff -f"]);
+  return nativeDrive;
+}
+
 test("the same commands give the same results natively and under trap-and-emulate (scattered RAM)", { ...BOOTS, timeout: 2 * BOOT_TIMEOUT_MS }, () => {
   const commands = [...SAME_EVERYWHERE, "poweroff -f"];
   const nativeJson = join(dir, "native-stats.json");
-  const native = drive(["run", "--virt", "native", "--scatter-frames", "9", "--stats-json", nativeJson], commands);
+  const native = nativeRun();
   const json = join(dir, "stats.json");
   const te = drive(["run", "--virt", "trap-and-emulate", "--scatter-frames", "5", "--stats", "--stats-json", json], commands);
   for (const { r } of [native, te]) {
@@ -148,6 +155,23 @@ test("the same commands give the same results natively and under trap-and-emulat
   assert.ok(v.csr.sstatus!.writes > 1000 && v.csr.satp!.writes > 10, JSON.stringify(v.csr));
   assert.ok(v.shadow.fills > 1000 && v.shadow.pagesHeld > 0 && v.shadow.pagesMax >= v.shadow.pagesHeld, JSON.stringify(v.shadow));
   console.log(`native ${(native.r.ms / 1000).toFixed(1)} s, trap-and-emulate ${(te.r.ms / 1000).toFixed(1)} s`);
+});
+
+test("binary translation (--virt bt): the same results as native, and most of what trap-and-emulate exits for is a call from translated code", { ...BOOTS, timeout: 2 * BOOT_TIMEOUT_MS }, () => {
+  const native = nativeRun();
+  const json = join(dir, "bt-stats.json");
+  const bt = drive(["run", "--virt", "bt", "--scatter-frames", "3", "--stats", "--stats-json", json], [...SAME_EVERYWHERE, "poweroff -f"]);
+  assert.equal(bt.r.status, 0, `clean poweroff; stderr:\n${bt.r.stderr}`);
+  assert.doesNotMatch(bt.r.stderr, STACK);
+  for (const c of SAME_EVERYWHERE) assert.equal(bt.out(c), native.out(c), `same output for: ${c}`);
+  const st = JSON.parse(readFileSync(json, "utf8")) as { virt: string; cpus: { vmm: { exits: number; bt: { avoided: number; csr: number; sret: number; sfence: number; syscalls: number } } }[] };
+  assert.equal(st.virt, "bt");
+  const v = st.cpus[0]!.vmm;
+  // CSR accesses, srets, fences and system calls of hot code never leave run(): far fewer exits.
+  assert.ok(v.bt.avoided > 100_000 && v.bt.avoided > 2 * v.exits, `exits ${v.exits}, avoided ${JSON.stringify(v.bt)}`);
+  assert.ok(v.bt.csr > 0 && v.bt.sret > 0 && v.bt.sfence > 0 && v.bt.syscalls > 0, JSON.stringify(v.bt));
+  assert.match(bt.r.stderr, /binary translation: [\d,]+ exits avoided/);
+  console.log(`bt: ${v.exits} exits, ${v.bt.avoided} avoided (${JSON.stringify(v.bt)}), ${(bt.r.ms / 1000).toFixed(1)} s`);
 });
 
 test("2 vCPUs: both come up in cpuinfo, nproc and the kernel log", BOOTS, () => {

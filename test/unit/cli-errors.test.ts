@@ -135,14 +135,17 @@ test("run: --pcpus outside 1..64 is refused, and --help states the range", () =>
   assert.match(help.stdout, /--pcpus <n>\s+physical CPUs \(worker threads\) of the host, 1 to 64/);
 });
 
-test("run and bare: --jit other than on or off is refused in one line, before anything runs", () => {
-  const r = expectRefused(["--jit", "maybe"], /^ringvisor: --jit must be on or off \(got maybe\)$/m);
+test("run and bare: --jit other than on, off or eager is refused in one line, before anything runs; --virt bt without the translator too", () => {
+  const r = expectRefused(["--jit", "maybe"], /^ringvisor: --jit must be on, off or eager \(got maybe\)$/m);
   assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
-  expectRefused(["--jit", ""], /^ringvisor: --jit must be on or off \(got nothing\)$/m);
+  expectRefused(["--jit", ""], /^ringvisor: --jit must be on, off or eager \(got nothing\)$/m);
   const b = ringvisor(["bare", join(PROGRAMS, "rv64i.elf"), "--jit", "maybe"]);
   assert.equal(b.status, 2, `bare --jit maybe: exit status; stderr:\n${b.stderr}`);
-  assert.equal(b.stderr, "ringvisor: --jit must be on or off (got maybe)\n");
+  assert.equal(b.stderr, "ringvisor: --jit must be on, off or eager (got maybe)\n");
   assert.equal(b.stdout, "", "bare --jit maybe ran nothing");
+  const bt = expectRefused(["--virt", "bt", "--jit", "off"], /^ringvisor: --virt bt is binary translation: it needs the translator \(leave out --jit off\)$/m);
+  assert.equal(bt.stderr.trim().split("\n").length, 1, `one line: ${bt.stderr}`);
   const help = ringvisor(["run", "--help"]);
-  assert.match(help.stdout, /--jit <on\|off>\s+translate hot guest code/);
+  assert.match(help.stdout, /--jit <on\|off\|eager>\s+translate hot guest code/);
+  assert.match(help.stdout, /--virt <mode>\s+how the guest is run: native, trap-and-emulate, bt/);
 });

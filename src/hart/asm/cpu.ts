@@ -4,9 +4,9 @@
 import {
   HART_PC, HART_PRIV, HART_INSTRET, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
   HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_EXIT_TVAL, HART_RES_ADDR, HART_RES_VALUE, HART_FLAGS, FLAG_MARKERS, HART_KICK_ADDR, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
-  JIT_TICK, HART_STAT_JIT_RUNS, HART_STAT_JIT_INSNS,
+  HART_STAT_JIT_RUNS, HART_STAT_JIT_INSNS,
 } from "../layout";
-import { jitMap, jitQuiet, dirtyMap, jitSlot, hotBump, jitTranslate, jitFenceI, markDirty, codeFlag, CODE_TRANSLATED, CODE_WRITTEN } from "./jit";
+import { jitMap, jitQuiet, jitTick, dirtyMap, jitSlot, hotBump, jitTranslate, jitFenceI, markDirty, codeFlag, CODE_TRANSLATED, CODE_WRITTEN } from "./jit";
 import {
   S, gPC, setPC, gExit, setExit, excCause, excTval, clearExc, raise, EXC_MMIO, EXC_WATCH, attn,
   clearAttn, ctxDirty, clearCtx, irqCheck, clearIrq, markCtx, markIrq,
@@ -268,7 +268,7 @@ export function run(state: usize, budget: i64): i32 {
   // The translator of this instance (jit.ts), if it has one.
   const jmap: usize = jitQuiet ? <usize>0 : jitMap;
   const dmap = dirtyMap;
-  let tick: i32 = jmap != 0 ? JIT_TICK : 0x7FFFFFFF;
+  let tick: i32 = jmap != 0 ? jitTick : 0x7FFFFFFF;
   let jitLook = jmap != 0; // look for translated code at pc once the fetch page is known
   if (load<i64>(s + HART_WFI) != 0) {
     if ((load<i64>(s + HART_MIP) & load<i64>(s + HART_MIE)) == 0) return EXIT_WFI;
@@ -860,7 +860,7 @@ export function run(state: usize, budget: i64): i32 {
         count++;
         break;
       case SLOW_HOT:
-        tick = JIT_TICK;
+        tick = jitTick;
         jitLook = true;
         break;
       case SLOW_FENCEI:
@@ -881,15 +881,25 @@ export function run(state: usize, budget: i64): i32 {
           jitTranslate(h);
           if (load<u32>(e) != h) break;
         }
+        store<i64>(s + HART_PC, pc); // where the stub (which retires nothing) leaves pc
         const n = call_indirect<i64>(load<u32>(e, 4), s, pc & ~0xFFF, load<i32>(e, 8), limit - count, rT, wT, gen);
-        // Nothing retired: the first instruction needs the interpreter (a slow access, or an
-        // address the translator left to it), and pc is where it was.
-        if (n == 0) break;
+        const npc = load<i64>(s + HART_PC);
+        if (n == 0) {
+          // Nothing retired and pc where it was: the first instruction needs the interpreter (a
+          // slow access, or an address the translator left to it).
+          if (npc == pc) break;
+          // A trap taken at the first instruction (under --virt bt the VMM reflects one into the
+          // guest from translated code): it spends budget, as the interpreter's traps do.
+          limit--;
+        }
         store<i64>(s + HART_STAT_JIT_RUNS, load<i64>(s + HART_STAT_JIT_RUNS) + 1);
         store<i64>(s + HART_STAT_JIT_INSNS, load<i64>(s + HART_STAT_JIT_INSNS) + n);
         count += n;
-        pc = load<i64>(s + HART_PC);
+        pc = npc;
         pendPc = -1;
+        // A call from translated code changed what this loop holds (under --virt bt the VMM's
+        // emulation can switch the shadow root): the outer loop reloads it first.
+        if (attn) break;
       }
     }
   }

@@ -7,7 +7,7 @@
 // the translators clear them with atomics (see src/hart/jit/cache.ts).
 import {
   HART_JIT_FAIL, HART_STAT_MMIO, HART_MSTATUS, HART_FCSR, JIT_MAP_ENTRIES, JIT_MAP_ENTRY_BYTES, JIT_HOT_ENTRIES, JIT_HOT_ENTRY_BYTES,
-  JIT_HOT_THRESHOLD,
+  JIT_HOT_THRESHOLD, JIT_TICK,
 } from "../layout";
 import { S, excCause, clearExc, EXC_MMIO, MS_FS } from "./state";
 import { fpInsn } from "./fexec";
@@ -28,6 +28,16 @@ export let jitMap: usize = 0; // 0: this instance has no translator
 export let jitQuiet: bool = false;
 export function jitSetQuiet(quiet: bool): void { jitQuiet = quiet; }
 export let jitHot: usize = 0;
+// Samples before code is translated, and taken branches between the interpreter's looks for
+// translated code: JIT_HOT_THRESHOLD and JIT_TICK, or 1 and 1 in eager mode (--jit eager:
+// everything is translated the first time it runs, which tests use to run nearly all code
+// translated).
+export let jitThreshold: i32 = JIT_HOT_THRESHOLD;
+export let jitTick: i32 = JIT_TICK;
+export function jitSetEager(eager: bool): void {
+  jitThreshold = eager ? 1 : JIT_HOT_THRESHOLD;
+  jitTick = eager ? 1 : JIT_TICK;
+}
 // One byte per machine frame: CODE_TRANSLATED once a translator has translated code in it,
 // CODE_WRITTEN added by the first store after that. `codeFlag`: a u32 set to 1 by such a store,
 // so that a translator can tell in one load whether any translated frame has been written.
@@ -54,11 +64,11 @@ export function hotBump(h: u32): bool {
   if (load<u32>(e) != h) {
     store<u32>(e, h);
     store<i32>(e, 1, 4);
-    return false;
+    return jitThreshold <= 1;
   }
   const c = load<i32>(e, 4) + 1;
   store<i32>(e, c, 4);
-  return c >= JIT_HOT_THRESHOLD;
+  return c >= jitThreshold;
 }
 
 // A store reached frame h >>> 12: if the frame holds translated code not yet marked written,

@@ -31,17 +31,20 @@ import { emitMulhu, emitRegion, findRegion, FN_PARAMS, FN_RESULTS, type Region }
 export interface JitExports {
   table: WebAssembly.Table;
   jitSetup(map: number, hot: number, dirty: number, flag: number): void;
+  jitSetEager(eager: number): void;
   jitLoad: (...a: never[]) => unknown;
   jitStore: (...a: never[]) => unknown;
   jitFp: (...a: never[]) => unknown;
   jitAddD: (...a: never[]) => unknown;
   jitMulD: (...a: never[]) => unknown;
   jitFmaD: (...a: never[]) => unknown;
+  btSys: (...a: never[]) => unknown; // src/vmm/asm/vcpu.ts: a sensitive instruction under --virt bt
 }
 
 export interface JitOptions {
   maxTranslations?: number; // the cache's bound: the oldest are evicted beyond it
   maxCodeBytes?: number;
+  eager?: boolean; // translate code the first time it runs (--jit eager), not once it is hot
 }
 
 export interface JitStats {
@@ -111,9 +114,10 @@ export class Jit {
     this.maxTranslations = opts.maxTranslations ?? DEFAULT_MAX_TRANSLATIONS;
     this.maxCodeBytes = opts.maxCodeBytes ?? DEFAULT_MAX_CODE_BYTES;
     new Uint8Array(this.buffer(), region, JIT_REGION_BYTES).fill(0);
-    this.imports = { env: { memory }, hart: { load: wasm.jitLoad, store: wasm.jitStore, fp: wasm.jitFp, addD: wasm.jitAddD, mulD: wasm.jitMulD, fmaD: wasm.jitFmaD } };
+    this.imports = { env: { memory }, hart: { load: wasm.jitLoad, store: wasm.jitStore, fp: wasm.jitFp, addD: wasm.jitAddD, mulD: wasm.jitMulD, fmaD: wasm.jitFmaD, sys: wasm.btSys } };
     this.validGenEpoch = Atomics.load(this.u32(), track.genEpoch / 4);
     wasm.jitSetup(this.mapBase, this.hotBase, track.dirty, track.flag);
+    wasm.jitSetEager(opts.eager ? 1 : 0);
     const stub = new WebAssembly.Instance(new WebAssembly.Module(encodeModule({
       types: [{ params: FN_PARAMS, results: FN_RESULTS }],
       funcImports: [],
@@ -191,10 +195,11 @@ export class Jit {
       funcs.push({ type: 0, locals: fn.locals, body: fn.body, export: `f${i}` });
     });
     const bytes = encodeModule({
-      types: [{ params: FN_PARAMS, results: FN_RESULTS }, { params: [T_I64, T_I64], results: [T_I64] }, { params: [T_I64, T_I32], results: [T_I64] }, { params: [T_I64, T_I64, T_I32], results: [T_I32] }, { params: [T_I32], results: [T_I32] }, { params: [T_I64, T_I64, T_I64], results: [T_I64] }],
+      types: [{ params: FN_PARAMS, results: FN_RESULTS }, { params: [T_I64, T_I64], results: [T_I64] }, { params: [T_I64, T_I32], results: [T_I64] }, { params: [T_I64, T_I64, T_I32], results: [T_I32] }, { params: [T_I32], results: [T_I32] }, { params: [T_I64, T_I64, T_I64], results: [T_I64] }, { params: [T_I32, T_I64], results: [T_I32] }],
       memory: { module: "env", name: "memory", maxPages: 65536 },
       funcImports: [{ module: "hart", name: "load", type: 2 }, { module: "hart", name: "store", type: 3 }, { module: "hart", name: "fp", type: 4 },
-        { module: "hart", name: "addD", type: 1 }, { module: "hart", name: "mulD", type: 1 }, { module: "hart", name: "fmaD", type: 5 }],
+        { module: "hart", name: "addD", type: 1 }, { module: "hart", name: "mulD", type: 1 }, { module: "hart", name: "fmaD", type: 5 },
+        { module: "hart", name: "sys", type: 6 }],
       funcs,
     });
     let inst: WebAssembly.Instance;

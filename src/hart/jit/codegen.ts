@@ -31,7 +31,7 @@ export interface Region {
   blocks: Block[]; // by page offset
 }
 
-const isTerminator = (i: Insn): boolean => i.k === "branch" || i.k === "jal" || i.k === "jalr" || i.k === "stop";
+const isTerminator = (i: Insn): boolean => i.k === "branch" || i.k === "jal" || i.k === "jalr" || i.k === "stop" || i.k === "sys";
 
 // The blocks reachable from `entry` within the page. `known(off)`: another translation already
 // has a block at that page offset; the region stops there (leaving with that pc, where run()
@@ -67,6 +67,13 @@ export function findRegion(page: Uint8Array, entry: number, known: (off: number)
         break;
       }
       if (i.k === "jalr") break;
+      if (i.k === "sys") {
+        // The instruction after it starts a block: where translated code goes on after the VMM
+        // emulated it, and where the interpreter finds translated code again when the VMM
+        // declined it.
+        if (!i.end) addLeader(off + d.len);
+        break;
+      }
       off += d.len;
       if (off >= 4096) break;
       if (leaders.has(off) || known(off)) break;
@@ -99,8 +106,10 @@ const L_X0 = 13; // x1..x31 follow (only those used get a local, but numbering i
 export const FN_PARAMS = [T_I32, T_I64, T_I32, T_I64, T_I32, T_I32, T_I64];
 export const FN_RESULTS = [T_I64];
 // Function indices in the module: imports first.
-export const F_LOAD = 0, F_STORE = 1, F_FP = 2, F_ADDD = 3, F_MULD = 4, F_FMAD = 5; // imports
-export const F_MULHU = 6; // every module has mulhu first, then its regions
+export const F_LOAD = 0, F_STORE = 1, F_FP = 2, F_ADDD = 3, F_MULD = 4, F_FMAD = 5, F_SYS = 6; // imports
+export const F_MULHU = 7; // every module has mulhu first, then its regions
+// btSys's answers (src/vmm/asm/vcpu.ts BT_*).
+const BT_INTERP = 1, BT_JUMP = 2;
 const FAST_MISS = 0x7ff0000000000001n; // fpu.ts F64_FAST_MISS
 const MS_FS = 3n << 13n, MS_SD = -(1n << 63n); // mstatus.FS, mstatus.SD (as i64)
 
@@ -284,6 +293,30 @@ export function emitRegion(r: Region, track: { dirty: number; flag: number }): E
           if (fast) { op(Op.end); depth--; } // $done
           break;
         }
+        case "sys": {
+          // The VMM reads its operands from the state block and writes rd there (rd is stored
+          // first, so reloading it is right whatever the VMM did).
+          const regs = [...new Set([...i.reads, i.rd])].filter((r) => r !== 0);
+          for (const r of regs) { get(P_S); get(L_X0 + r); mem(Op.i64_store, L.HART_X + 8 * r); }
+          i32c(i.word | 0); pcAt(off); c.byte(Op.call).u32(F_SYS); set(L_E);
+          if (i.rd !== 0) { get(P_S); mem(Op.i64_load, L.HART_X + 8 * i.rd); set(L_X0 + i.rd); }
+          get(L_E); i32c(BT_INTERP); op(Op.i32_eq, Op.if, T_VOID); depth++;
+          exitAt(off, idx);
+          op(Op.end); depth--;
+          // Retired unless a trap was reflected (BT_TRAPPED).
+          get(L_N); i64c(idx); op(Op.i64_add);
+          get(L_E); i32c(BT_JUMP); op(Op.i32_le_u, Op.i64_extend_i32_u, Op.i64_add); set(L_N);
+          if (!i.end) {
+            get(L_E); op(Op.if, T_VOID); depth++;
+            get(P_S); mem(Op.i64_load, L.HART_PC); set(L_PC); c.byte(Op.br).u32(toExit());
+            op(Op.end); depth--;
+            goTo(off + len, off);
+          } else {
+            get(P_S); mem(Op.i64_load, L.HART_PC); set(L_PC); c.byte(Op.br).u32(toExit());
+          }
+          ended = true;
+          break;
+        }
         case "branch": {
           get(L_N); i64c(idx + 1); op(Op.i64_add); set(L_N);
           reg(i.rs1); reg(i.rs2);
@@ -431,6 +464,7 @@ function regsOf(i: Insn, used: Set<number>, written: Set<number>): void {
     case "branch": r(i.rs1); r(i.rs2); break;
     case "jal": w(i.rd); break;
     case "jalr": r(i.rs1); w(i.rd); break;
+    case "sys": for (const x of i.reads) r(x); w(i.rd); break;
     default: break;
   }
 }

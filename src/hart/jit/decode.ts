@@ -1,8 +1,9 @@
 // Decoding for the translator: RV64I, M and the integer part of C (unprivileged spec chapters
 // 2, 4, 7 and 16) into one small form, with F and D loads and stores, and the rest of F and D
-// as calls into the hart's own implementation (fexec.ts). Anything else (CSRs, SYSTEM, AMOs,
-// fence.i, illegal encodings, the marker instruction) decodes as "stop": translated code ends
-// before it and the interpreter executes it, so those never need a second implementation.
+// as calls into the hart's own implementation (fexec.ts), and the sensitive SYSTEM instructions
+// as calls into the VMM ("sys"). Anything else (other CSRs and SYSTEM instructions, AMOs, fence.i,
+// illegal encodings, the marker instruction) decodes as "stop": translated code ends before it
+// and the interpreter executes it, so those never need a second implementation.
 
 export type AluOp =
   | "add" | "sub" | "sll" | "slt" | "sltu" | "xor" | "srl" | "sra" | "or" | "and"
@@ -25,6 +26,12 @@ export type Insn =
   // Any other F/D instruction, done by the hart's fexec.ts; xr/xw: the integer register it reads
   // or writes (0: none).
   | { k: "fp"; word: number; xr: number; xw: number }
+  // A SYSTEM instruction that a deprivileged guest kernel traps on: S-level CSR accesses, sret,
+  // sfence.vma, ecall. Translated as a call into the VMM (src/vmm/asm/vcpu.ts btSys), which
+  // emulates it in place under --virt bt and otherwise declines (the interpreter executes it).
+  // reads: the integer registers it reads; rd: the one it may write; end: control never simply
+  // falls through (sret, ecall).
+  | { k: "sys"; word: number; reads: number[]; rd: number; end: boolean }
   | { k: "nop" } // fence
   | { k: "stop" };
 
@@ -115,6 +122,16 @@ export function decode32(i: number): Insn {
       const xw = g === 0x28 || g === 0x30 || g === 0x38 ? rd : 0; // compares, fcvt to integer, fmv.x, fclass
       const xr = g === 0x34 || g === 0x3c ? rs1 : 0; // fcvt from integer, fmv from x
       return { k: "fp", word: i >>> 0, xr, xw };
+    }
+    case 0x1c: { // SYSTEM
+      const w = i >>> 0;
+      if (f3 === 0) {
+        if (w === 0x00000073 || w === 0x10200073) return { k: "sys", word: w, reads: [], rd: 0, end: true }; // ecall, sret
+        if (f7 === 0x09 && rd === 0) return { k: "sys", word: w, reads: [rs1, rs2], rd: 0, end: false }; // sfence.vma
+        return STOP; // wfi, mret, ebreak, ...
+      }
+      if (f3 === 4 || ((w >>> 28) & 3) !== 1) return STOP; // only the S-level CSRs (0x1xx, 0x5xx, 0x9xx, 0xdxx)
+      return { k: "sys", word: w, reads: f3 < 4 ? [rs1] : [], rd, end: false };
     }
     default: return STOP;
   }

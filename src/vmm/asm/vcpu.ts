@@ -5,14 +5,15 @@
 // nothing pending, markers and the budget go back to the host.
 import {
   HART_X, HART_PC, HART_PRIV, HART_MSTATUS, HART_MIP, HART_MIE, HART_WFI, HART_SCOUNTEREN, HART_INSTRET,
-  HART_EXIT_CAUSE, HART_EXIT_TVAL, HART_RES_ADDR, HART_SATP, EXIT_TRAP, EXIT_WFI, EXIT_BUDGET, EXIT_MMIO,
+  HART_EXIT_CAUSE, HART_EXIT_TVAL, HART_RES_ADDR, HART_SATP, HART_L1_GEN, EXIT_TRAP, EXIT_WFI, EXIT_BUDGET, EXIT_MMIO,
 } from "../../hart/layout";
 import {
   VC_ST_SRET, VC_ST_SFENCE, VC_ST_WFI, VC_ST_HYPERCALL, VC_ST_SHADOW_FAULT, VC_ST_CAUSE, VC_ST_CSR,
-  VC_ST_EXITS, VC_ST_AS_SWITCH, VC_ST_MMIO, EXIT_POOL,
+  VC_ST_EXITS, VC_ST_AS_SWITCH, VC_ST_MMIO, EXIT_POOL, VC_BT, VC_ST_BT_CSR, VC_ST_BT_SRET, VC_ST_BT_SFENCE,
+  VC_ST_BT_SYSCALL, VC_ST_BT_IRQ, VC_ST_BT_LEAVE, VC_ST_BT_DECLINED,
 } from "../layout";
 import {
-  setS, gPC, setPC, setExit, excCause, excTval, clearExc, setCount, setBase, INTERRUPT, MS_FS, MS_SD,
+  setS, gPC, setPC, setExit, excCause, excTval, clearExc, setCount, setBase, gCount, gBase, INTERRUPT, MS_FS, MS_SD,
   CAUSE_ILLEGAL, CAUSE_ECALL_U, CAUSE_ECALL_S, CAUSE_FETCH_PAGE, CAUSE_LOAD_PAGE, CAUSE_STORE_PAGE,
 } from "../../hart/asm/state";
 import { KIND_R, KIND_W, KIND_X, flushAll } from "../../hart/asm/mmu";
@@ -119,6 +120,77 @@ function emulate(real: usize, virt: usize, insn: u32): i32 {
   return EMULATED;
 }
 
+// ---- --virt bt: sensitive instructions as calls from translated code ----
+//
+// Under bt the translator (src/hart/jit) turns the guest's S-level CSR instructions, sret,
+// sfence.vma and ecall into calls of btSys, made from inside run() on the real hart, instead of
+// letting them trap out of it: the same emulation as above, without leaving run(), without the
+// trap, and without the interpreter. btSys answers how the translated code goes on (the BT_*
+// codes, which src/hart/jit/codegen.ts knows by number):
+export const BT_NEXT: i32 = 0; // done: go on at the next instruction
+export const BT_INTERP: i32 = 1; // nothing done: leave at this instruction for the interpreter
+export const BT_JUMP: i32 = 2; // done (retired): leave, the next pc is in the real block
+export const BT_TRAPPED: i32 = 3; // a trap was reflected into the guest (not retired): leave, pc in the block
+// Translated code leaves after a call that changed what it holds in locals: the real satp (a
+// new shadow root) or the real L1 TLB generation, or the pc.
+
+// Set by vmmRun for the length of a run of a vCPU under bt; false whenever run() is called for
+// anything else (native VMs, plain trap-and-emulate), where btSys declines everything.
+let btOn: bool = false;
+
+export function btSys(insn: u32, pc: i64): i32 {
+  if (!btOn) return BT_INTERP;
+  const real = realBlock();
+  const virt = virtBlock();
+  const vp = load<i64>(virt + HART_PRIV);
+  if (insn == 0x73) { // ecall
+    // From virtual S it is a hypercall, the host's; from virtual U a system call, which the
+    // guest kernel takes as a trap: reflect it here.
+    if (vp != 0) { bump(VC_ST_BT_DECLINED); return BT_INTERP; }
+    store<i64>(real + HART_PC, pc);
+    pullFS(real, virt);
+    reflect(real, virt, CAUSE_ECALL_U, 0);
+    setS(real);
+    bump(VC_ST_BT_SYSCALL);
+    bump(VC_ST_BT_LEAVE);
+    return BT_TRAPPED;
+  }
+  if (vp != 1) { bump(VC_ST_BT_DECLINED); return BT_INTERP; } // in virtual U the guest's own illegal instruction
+  const satp = load<i64>(real + HART_SATP);
+  const gen = load<i64>(real + HART_L1_GEN);
+  // emulate() keeps the counts as if it ran between two runs; inside run() they belong to run().
+  const instret = load<i64>(real + HART_INSTRET);
+  const base = gBase, cnt = gCount;
+  store<i64>(real + HART_PC, pc);
+  pullFS(real, virt);
+  emulate(real, virt, insn); // for these instructions always EMULATED
+  const retired = load<i64>(real + HART_INSTRET) != instret;
+  store<i64>(real + HART_INSTRET, instret);
+  setBase(base);
+  setCount(cnt);
+  if (insn == 0x10200073) bump(VC_ST_BT_SRET);
+  else if ((insn >>> 25) == 0x09) bump(VC_ST_BT_SFENCE);
+  else bump(VC_ST_BT_CSR);
+  let code = BT_TRAPPED;
+  if (retired) {
+    code = BT_NEXT;
+    // What vmmRun does before every run: an interrupt this instruction made deliverable
+    // (csrs sstatus SIE, sret to SPIE, a write of sie) is taken now, at the next instruction.
+    setS(virt);
+    const irq = pendingInterrupt();
+    if (irq >= 0) {
+      reflect(real, virt, INTERRUPT | irq, 0);
+      bump(VC_ST_BT_IRQ);
+      code = BT_JUMP;
+    } else if (load<i64>(real + HART_PC) != pc + 4 || load<i64>(real + HART_SATP) != satp || load<i64>(real + HART_L1_GEN) != gen) {
+      code = BT_JUMP;
+    }
+  }
+  setS(real);
+  if (code != BT_NEXT) bump(VC_ST_BT_LEAVE);
+  return code;
+}
+
 // A trap out of the real hart. Returns EMULATED or an exit code for the host.
 function handle(real: usize, virt: usize): i32 {
   bump(VC_ST_EXITS);
@@ -147,6 +219,13 @@ function handle(real: usize, virt: usize): i32 {
 // Run the vCPU at `vcpu` for about `budget` guest instructions.
 export function vmmRun(vcpu: usize, budget: i64): i32 {
   setV(vcpu);
+  btOn = load<i64>(vcpu + VC_BT) != 0;
+  const r = vmmLoop(vcpu, budget);
+  btOn = false;
+  return r;
+}
+
+function vmmLoop(vcpu: usize, budget: i64): i32 {
   const real = realBlock();
   const virt = virtBlock();
   if (load<i64>(virt + HART_WFI) != 0) {
