@@ -101,18 +101,20 @@ export function extraCosts(byMode: Map<string, Costs>, base: string, other: stri
 
 const ns = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? "-" : x.toFixed(0));
 
-// The table: operation, ns per op in each mode, and the extra per exit (other - base).
+// The table: operation, ns per op in each mode, and the extra per exit (other - base); further
+// modes (bt) get a column of their own after it.
 export function costTable(byMode: Map<string, Costs>, base: string, other: string): string {
   const b = byMode.get(base);
   const o = byMode.get(other);
+  const rest = [...byMode.keys()].filter((m) => m !== base && m !== other);
   const extras = extraCosts(byMode, base, other);
   const keys = [...new Set([...byMode.values()].flatMap((c) => [...c.keys()]))];
-  const lines = [`${"operation".padEnd(18)}${`ns/op ${base}`.padStart(14)}${`ns/op ${other}`.padStart(24)}${"extra ns per exit".padStart(19)}`];
+  const lines = [`${"operation".padEnd(18)}${`ns/op ${base}`.padStart(14)}${`ns/op ${other}`.padStart(24)}${"extra ns per exit".padStart(19)}${rest.map((m) => `ns/op ${m}`.padStart(14)).join("")}`];
   for (const k of keys) {
     const x = b?.get(k);
     const y = o?.get(k);
     const label = k === EMPTY ? "empty loop (iter)" : DERIVED.some((d) => d.key === k) ? `${k} *` : k;
-    lines.push(`${label.padEnd(18)}${ns(x).padStart(14)}${ns(y).padStart(24)}${(k === EMPTY ? "" : ns(extras.get(k))).padStart(19)}`);
+    lines.push(`${label.padEnd(18)}${ns(x).padStart(14)}${ns(y).padStart(24)}${(k === EMPTY ? "" : ns(extras.get(k))).padStart(19)}${rest.map((m) => ns(byMode.get(m)?.get(k)).padStart(14)).join("")}`);
   }
   lines.push("* derived: " + DERIVED.map((d) => `${d.key} = ${d.from} - ${d.minus.join(" - ")}`).join("; "));
   return lines.join("\n");

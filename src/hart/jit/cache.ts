@@ -80,6 +80,26 @@ const DEFAULT_MAX_CODE_BYTES = 96 << 20;
 const CODE_TRANSLATED = 1; // the code map's bits (src/hart/asm/jit.ts)
 const CODE_WRITTEN = 2;
 
+// The module of a batch of regions: mulhu first, then one exported function f<i> per region,
+// importing the hart's slow paths (codegen.ts F_*). `track`: the machine's code map and flag.
+export function translationModule(regions: Region[], track: { dirty: number; flag: number }): Uint8Array {
+  const funcs: ModuleSpec["funcs"] = [{ type: 1, locals: [{ count: 3, type: T_I64 }], body: emitMulhu() }];
+  regions.forEach((r, i) => {
+    const fn = emitRegion(r, track);
+    funcs.push({ type: 0, locals: fn.locals, body: fn.body, export: `f${i}` });
+  });
+  const t = (params: number[], results: number[]): { params: number[]; results: number[] } => ({ params, results });
+  return encodeModule({
+    types: [t(FN_PARAMS, FN_RESULTS), t([T_I64, T_I64], [T_I64]), t([T_I64, T_I32], [T_I64]), t([T_I64, T_I64, T_I32], [T_I32]),
+      t([T_I32], [T_I32]), t([T_I64, T_I64, T_I64], [T_I64]), t([T_I32, T_I64], [T_I32])],
+    memory: { module: "env", name: "memory", maxPages: 65536 },
+    funcImports: [{ module: "hart", name: "load", type: 2 }, { module: "hart", name: "store", type: 3 }, { module: "hart", name: "fp", type: 4 },
+      { module: "hart", name: "addD", type: 1 }, { module: "hart", name: "mulD", type: 1 }, { module: "hart", name: "fmaD", type: 5 },
+      { module: "hart", name: "sys", type: 6 }],
+    funcs,
+  });
+}
+
 export const JIT_REGION_BYTES = L.JIT_MAP_ENTRIES * L.JIT_MAP_ENTRY_BYTES + L.JIT_HOT_ENTRIES * L.JIT_HOT_ENTRY_BYTES;
 
 export class Jit {
@@ -189,19 +209,7 @@ export class Jit {
   }
 
   private install(work: { h: number; frame: number; gen: number; region: Region }[]): void {
-    const funcs: ModuleSpec["funcs"] = [{ type: 1, locals: [{ count: 3, type: T_I64 }], body: emitMulhu() }];
-    work.forEach((w, i) => {
-      const fn = emitRegion(w.region, this.track);
-      funcs.push({ type: 0, locals: fn.locals, body: fn.body, export: `f${i}` });
-    });
-    const bytes = encodeModule({
-      types: [{ params: FN_PARAMS, results: FN_RESULTS }, { params: [T_I64, T_I64], results: [T_I64] }, { params: [T_I64, T_I32], results: [T_I64] }, { params: [T_I64, T_I64, T_I32], results: [T_I32] }, { params: [T_I32], results: [T_I32] }, { params: [T_I64, T_I64, T_I64], results: [T_I64] }, { params: [T_I32, T_I64], results: [T_I32] }],
-      memory: { module: "env", name: "memory", maxPages: 65536 },
-      funcImports: [{ module: "hart", name: "load", type: 2 }, { module: "hart", name: "store", type: 3 }, { module: "hart", name: "fp", type: 4 },
-        { module: "hart", name: "addD", type: 1 }, { module: "hart", name: "mulD", type: 1 }, { module: "hart", name: "fmaD", type: 5 },
-        { module: "hart", name: "sys", type: 6 }],
-      funcs,
-    });
+    const bytes = translationModule(work.map((w) => w.region), this.track);
     let inst: WebAssembly.Instance;
     try {
       inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), this.imports);

@@ -1,0 +1,286 @@
+;; a load and a store: the inline L1 TLB hit, the dirty mark of a translated frame, the slow paths
+;; 000: 00853283  ld t0, 8(a0)
+;; 004: fff54303  lbu t1, -1(a0)
+;; 008: 0055a023  sw t0, 0(a1)
+;; 00c: 00008067  ret
+(module
+  (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64) (result i64)))
+  (type (;1;) (func (param i64 i64) (result i64)))
+  (type (;2;) (func (param i64 i32) (result i64)))
+  (type (;3;) (func (param i64 i64 i32) (result i32)))
+  (type (;4;) (func (param i32) (result i32)))
+  (type (;5;) (func (param i64 i64 i64) (result i64)))
+  (type (;6;) (func (param i32 i64) (result i32)))
+  (import "env" "memory" (memory (;0;) 1 65536 shared))
+  (import "hart" "load" (func (;0;) (type 2)))
+  (import "hart" "store" (func (;1;) (type 3)))
+  (import "hart" "fp" (func (;2;) (type 4)))
+  (import "hart" "addD" (func (;3;) (type 1)))
+  (import "hart" "mulD" (func (;4;) (type 1)))
+  (import "hart" "fmaD" (func (;5;) (type 5)))
+  (import "hart" "sys" (func (;6;) (type 6)))
+  (func (;7;) (type 1) (param i64 i64) (result i64)
+    (local i64 i64 i64)
+    local.get 0
+    i64.const 4294967295
+    i64.and
+    local.get 1
+    i64.const 4294967295
+    i64.and
+    i64.mul
+    local.set 2
+    local.get 0
+    i64.const 4294967295
+    i64.and
+    local.get 1
+    i64.const 32
+    i64.shr_u
+    i64.mul
+    local.set 3
+    local.get 0
+    i64.const 32
+    i64.shr_u
+    local.get 1
+    i64.const 4294967295
+    i64.and
+    i64.mul
+    local.set 4
+    local.get 0
+    i64.const 32
+    i64.shr_u
+    local.get 1
+    i64.const 32
+    i64.shr_u
+    i64.mul
+    local.get 3
+    i64.const 32
+    i64.shr_u
+    i64.add
+    local.get 4
+    i64.const 32
+    i64.shr_u
+    i64.add
+    local.get 2
+    i64.const 32
+    i64.shr_u
+    local.get 3
+    i64.const 4294967295
+    i64.and
+    i64.add
+    local.get 4
+    i64.const 4294967295
+    i64.and
+    i64.add
+    i64.const 32
+    i64.shr_u
+    i64.add)
+  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64) (result i64)
+    (local i64 i64 i64 i64 i32 i32 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+    local.get 0
+    i64.load offset=8 align=1
+    local.set 14
+    local.get 0
+    i64.load offset=40 align=1
+    local.set 18
+    local.get 0
+    i64.load offset=48 align=1
+    local.set 19
+    local.get 0
+    i64.load offset=80 align=1
+    local.set 23
+    local.get 0
+    i64.load offset=88 align=1
+    local.set 24
+    block  ;; label = @1
+      loop  ;; label = @2
+        block  ;; label = @3
+          local.get 2
+          br_table 0 (;@3;) 0 (;@3;)
+        end
+        local.get 23
+        i64.const 8
+        i64.add
+        local.set 9
+        local.get 4
+        local.get 9
+        i64.const 12
+        i64.shr_u
+        i32.wrap_i64
+        i32.const 1023
+        i32.and
+        i32.const 4
+        i32.shl
+        i32.add
+        local.tee 11
+        i64.load align=1
+        local.get 9
+        i64.const -4089
+        i64.and
+        local.get 6
+        i64.or
+        i64.eq
+        if (result i64)  ;; label = @3
+          local.get 9
+          local.get 11
+          i64.load offset=8 align=1
+          i64.add
+          i32.wrap_i64
+          i64.load align=1
+        else
+          local.get 9
+          i32.const 8
+          call 0
+          local.get 0
+          i64.load offset=992 align=1
+          i64.eqz
+          i32.eqz
+          if  ;; label = @4
+            local.get 0
+            i64.const 0
+            i64.store offset=992 align=1
+            local.get 1
+            local.set 8
+            br 3 (;@1;)
+          end
+        end
+        local.set 18
+        local.get 23
+        i64.const -1
+        i64.add
+        local.set 9
+        local.get 4
+        local.get 9
+        i64.const 12
+        i64.shr_u
+        i32.wrap_i64
+        i32.const 1023
+        i32.and
+        i32.const 4
+        i32.shl
+        i32.add
+        local.tee 11
+        i64.load align=1
+        local.get 9
+        i64.const -4096
+        i64.and
+        local.get 6
+        i64.or
+        i64.eq
+        if (result i64)  ;; label = @3
+          local.get 9
+          local.get 11
+          i64.load offset=8 align=1
+          i64.add
+          i32.wrap_i64
+          i64.load8_u
+        else
+          local.get 9
+          i32.const 1
+          call 0
+          local.get 0
+          i64.load offset=992 align=1
+          i64.eqz
+          i32.eqz
+          if  ;; label = @4
+            local.get 0
+            i64.const 0
+            i64.store offset=992 align=1
+            local.get 7
+            i64.const 1
+            i64.add
+            local.set 7
+            local.get 1
+            i64.const 4
+            i64.add
+            local.set 8
+            br 3 (;@1;)
+          end
+        end
+        local.set 19
+        local.get 24
+        local.set 9
+        local.get 5
+        local.get 9
+        i64.const 12
+        i64.shr_u
+        i32.wrap_i64
+        i32.const 1023
+        i32.and
+        i32.const 4
+        i32.shl
+        i32.add
+        local.tee 11
+        i64.load align=1
+        local.get 9
+        i64.const -4093
+        i64.and
+        local.get 6
+        i64.or
+        i64.eq
+        if  ;; label = @3
+          local.get 9
+          local.get 11
+          i64.load offset=8 align=1
+          i64.add
+          i32.wrap_i64
+          local.tee 12
+          local.get 18
+          i64.store32 align=1
+          i32.const 1048576
+          local.get 12
+          i32.const 12
+          i32.shr_u
+          i32.add
+          local.tee 11
+          i32.load8_u
+          i32.const 1
+          i32.eq
+          if  ;; label = @4
+            local.get 11
+            i32.const 3
+            i32.store8
+            i32.const 8192
+            i32.const 1
+            i32.atomic.store
+          end
+        else
+          local.get 9
+          local.get 18
+          i32.const 4
+          call 1
+          if  ;; label = @4
+            local.get 7
+            i64.const 2
+            i64.add
+            local.set 7
+            local.get 1
+            i64.const 8
+            i64.add
+            local.set 8
+            br 3 (;@1;)
+          end
+        end
+        local.get 14
+        i64.const 0
+        i64.add
+        i64.const -2
+        i64.and
+        local.set 8
+        local.get 7
+        i64.const 4
+        i64.add
+        local.set 7
+        br 1 (;@1;)
+      end
+    end
+    local.get 0
+    local.get 18
+    i64.store offset=40 align=1
+    local.get 0
+    local.get 19
+    i64.store offset=48 align=1
+    local.get 0
+    local.get 8
+    i64.store offset=512 align=1
+    local.get 7)
+  (export "f0" (func 8)))

@@ -1,0 +1,150 @@
+;; a counted loop: registers in locals, the budget check on the backward edge
+;; 000: 00150513  addi a0, a0, 1
+;; 004: 00a585b3  add a1, a1, a0
+;; 008: fec51ce3  bne a0, a2, -8
+;; 00c: 00008067  ret
+(module
+  (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64) (result i64)))
+  (type (;1;) (func (param i64 i64) (result i64)))
+  (type (;2;) (func (param i64 i32) (result i64)))
+  (type (;3;) (func (param i64 i64 i32) (result i32)))
+  (type (;4;) (func (param i32) (result i32)))
+  (type (;5;) (func (param i64 i64 i64) (result i64)))
+  (type (;6;) (func (param i32 i64) (result i32)))
+  (import "env" "memory" (memory (;0;) 1 65536 shared))
+  (import "hart" "load" (func (;0;) (type 2)))
+  (import "hart" "store" (func (;1;) (type 3)))
+  (import "hart" "fp" (func (;2;) (type 4)))
+  (import "hart" "addD" (func (;3;) (type 1)))
+  (import "hart" "mulD" (func (;4;) (type 1)))
+  (import "hart" "fmaD" (func (;5;) (type 5)))
+  (import "hart" "sys" (func (;6;) (type 6)))
+  (func (;7;) (type 1) (param i64 i64) (result i64)
+    (local i64 i64 i64)
+    local.get 0
+    i64.const 4294967295
+    i64.and
+    local.get 1
+    i64.const 4294967295
+    i64.and
+    i64.mul
+    local.set 2
+    local.get 0
+    i64.const 4294967295
+    i64.and
+    local.get 1
+    i64.const 32
+    i64.shr_u
+    i64.mul
+    local.set 3
+    local.get 0
+    i64.const 32
+    i64.shr_u
+    local.get 1
+    i64.const 4294967295
+    i64.and
+    i64.mul
+    local.set 4
+    local.get 0
+    i64.const 32
+    i64.shr_u
+    local.get 1
+    i64.const 32
+    i64.shr_u
+    i64.mul
+    local.get 3
+    i64.const 32
+    i64.shr_u
+    i64.add
+    local.get 4
+    i64.const 32
+    i64.shr_u
+    i64.add
+    local.get 2
+    i64.const 32
+    i64.shr_u
+    local.get 3
+    i64.const 4294967295
+    i64.and
+    i64.add
+    local.get 4
+    i64.const 4294967295
+    i64.and
+    i64.add
+    i64.const 32
+    i64.shr_u
+    i64.add)
+  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64) (result i64)
+    (local i64 i64 i64 i64 i32 i32 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+    local.get 0
+    i64.load offset=8 align=1
+    local.set 14
+    local.get 0
+    i64.load offset=80 align=1
+    local.set 23
+    local.get 0
+    i64.load offset=88 align=1
+    local.set 24
+    local.get 0
+    i64.load offset=96 align=1
+    local.set 25
+    block  ;; label = @1
+      loop  ;; label = @2
+        block  ;; label = @3
+          block  ;; label = @4
+            local.get 2
+            br_table 0 (;@4;) 1 (;@3;) 0 (;@4;)
+          end
+          local.get 23
+          i64.const 1
+          i64.add
+          local.set 23
+          local.get 24
+          local.get 23
+          i64.add
+          local.set 24
+          local.get 7
+          i64.const 3
+          i64.add
+          local.set 7
+          local.get 23
+          local.get 25
+          i64.ne
+          if  ;; label = @4
+            local.get 7
+            local.get 3
+            i64.ge_s
+            if  ;; label = @5
+              local.get 1
+              local.set 8
+              br 4 (;@1;)
+            end
+            i32.const 0
+            local.set 2
+            br 2 (;@2;)
+          end
+        end
+        local.get 14
+        i64.const 0
+        i64.add
+        i64.const -2
+        i64.and
+        local.set 8
+        local.get 7
+        i64.const 1
+        i64.add
+        local.set 7
+        br 1 (;@1;)
+      end
+    end
+    local.get 0
+    local.get 23
+    i64.store offset=80 align=1
+    local.get 0
+    local.get 24
+    i64.store offset=88 align=1
+    local.get 0
+    local.get 8
+    i64.store offset=512 align=1
+    local.get 7)
+  (export "f0" (func 8)))
