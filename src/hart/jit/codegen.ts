@@ -304,7 +304,7 @@ export function emitRegion(r: Region, track: { dirty: number; flag: number }): E
           exitAt(off, idx);
           op(Op.end); depth--;
           // Retired unless a trap was reflected (BT_TRAPPED).
-          get(L_N); i64c(idx); op(Op.i64_add);
+          get(L_N); if (idx !== 0) { i64c(idx); op(Op.i64_add); }
           get(L_E); i32c(BT_JUMP); op(Op.i32_le_u, Op.i64_extend_i32_u, Op.i64_add); set(L_N);
           if (!i.end) {
             get(L_E); op(Op.if, T_VOID); depth++;

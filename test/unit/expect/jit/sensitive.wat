@@ -117,8 +117,6 @@
                 br 5 (;@1;)
               end
               local.get 7
-              i64.const 0
-              i64.add
               local.get 11
               i32.const 2
               i32.le_u
@@ -156,8 +154,6 @@
               br 4 (;@1;)
             end
             local.get 7
-            i64.const 0
-            i64.add
             local.get 11
             i32.const 2
             i32.le_u
@@ -189,8 +185,6 @@
             br 3 (;@1;)
           end
           local.get 7
-          i64.const 0
-          i64.add
           local.get 11
           i32.const 2
           i32.le_u
@@ -222,8 +216,6 @@
           br 2 (;@1;)
         end
         local.get 7
-        i64.const 0
-        i64.add
         local.get 11
         i32.const 2
         i32.le_u
