@@ -6,7 +6,7 @@ import { Command, Option } from "commander";
 import { positiveInt, memMiB, pcpuCount, readInput, jitSwitch, JIT_HELP, type JitMode } from "./args.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode, type RunResult, type Vm } from "../vm/vm.js";
 import { DEFAULT_CMDLINE } from "../vm/spec.js";
-import { Host, MAX_PCPUS } from "../host/host.js";
+import { Host, MAX_PCPUS, checkTranslatorFor } from "../host/host.js";
 import { UserError } from "../errors.js";
 import { ensureDefaultGuest } from "../host/images/pull.js";
 import { exitTable } from "../vmm/stats.js";
@@ -64,7 +64,7 @@ function checkOptions(opts: RunOptions): void {
   if (!(VIRT_MODES as readonly string[]).includes(opts.virt)) {
     throw new UserError(`unknown --virt mode '${opts.virt}': choose one of ${VIRT_MODES.join(", ")}`);
   }
-  if (opts.virt === "bt" && opts.jit === false) throw new UserError("--virt bt is binary translation: it needs the translator (leave out --jit off)");
+  checkTranslatorFor(opts.virt, opts.jit);
   checkOnEof(opts.onEof);
   if (opts.cpus > MAX_CPUS) throw new UserError(`--cpus must be between 1 and ${MAX_CPUS} (got ${opts.cpus})`);
   if (opts.mem < 16) throw new UserError(`--mem ${opts.mem} MiB is too small; a Linux guest needs at least 16 MiB`);

@@ -130,6 +130,12 @@ export const JIT_HOT_ENTRIES = 16384;
 export const JIT_HOT_ENTRY_BYTES = 8; // u32 key, i32 count
 export const JIT_HOT_THRESHOLD = 16; // samples (one per JIT_TICK taken branches) before a translation
 export const JIT_TICK = 16; // taken branches between the interpreter's looks for translated code
+// What translated code's call of a sensitive instruction (the `hart.sys` import: the VMM's btSys,
+// src/vmm/asm/vcpu.ts, under --virt bt) answers, and so how the code goes on:
+export const BT_NEXT = 0; // done: go on at the next instruction
+export const BT_INTERP = 1; // nothing done: leave at this instruction for the interpreter
+export const BT_JUMP = 2; // done (retired): leave, the next pc is in the state block
+export const BT_TRAPPED = 3; // a trap was reflected into the guest (not retired): leave, pc in the block
 
 export const PRIV_U = 0;
 export const PRIV_S = 1;

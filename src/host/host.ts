@@ -60,6 +60,11 @@ interface Entity {
   sched: SchedVcpu;
 }
 
+// --virt bt is a way of running the translator's code: a host without one cannot run it.
+export function checkTranslatorFor(virt: string | undefined, jit: boolean | "eager"): void {
+  if (virt === "bt" && jit === false) throw new UserError("--virt bt is binary translation: it needs the translator (leave out --jit off)");
+}
+
 export class Host {
   readonly machine: Machine;
   readonly sched: CreditScheduler;
@@ -76,6 +81,7 @@ export class Host {
   private nextName = 1;
   private readonly t0 = hostClockMs();
   private closed = false;
+  private readonly jit: boolean | "eager";
 
   constructor(opts: HostOptions = {}) {
     const n = opts.pcpus ?? availableParallelism();
@@ -85,7 +91,6 @@ export class Host {
     this.jit = opts.jit ?? true;
     for (let i = 0; i < n; i++) this.pcpus.push(new Pcpu(i, this.machine.mem, this.jit));
   }
-  private readonly jit: boolean | "eager";
 
   private nowUs(): number {
     return (hostClockMs() - this.t0) * 1000;
@@ -95,7 +100,7 @@ export class Host {
   createVm(cfg: VmConfig): Vm {
     const name = cfg.name ?? `vm${this.nextName++}`;
     if (this.vms.has(name)) throw new UserError(`a VM named ${name} already exists on this host`);
-    if (cfg.virt === "bt" && this.jit === false) throw new UserError("--virt bt is binary translation: it needs the translator (leave out --jit off)");
+    checkTranslatorFor(cfg.virt, this.jit);
     const need = estimateFrames(cfg);
     const free = this.machine.mem.freeFrameCount;
     if (need > free) {

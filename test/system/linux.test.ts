@@ -116,15 +116,15 @@ const SAME_EVERYWHERE = [
 ];
 
 // The native run of SAME_EVERYWHERE, made once for the tests that compare with it.
+const NATIVE_JSON = join(dir, "native-stats.json");
 let nativeDrive: ReturnType<typeof drive> | undefined;
 function nativeRun(): ReturnType<typeof drive> {
-  nativeDrive ??= drive(["run", "--virt", "native", "--scatter-frames", "9", "--stats-json", join(dir, "native-stats.json")], [...SAME_EVERYWHERE, "poweroff -f"]);
+  nativeDrive ??= drive(["run", "--virt", "native", "--scatter-frames", "9", "--stats-json", NATIVE_JSON], [...SAME_EVERYWHERE, "poweroff -f"]);
   return nativeDrive;
 }
 
 test("the same commands give the same results natively and under trap-and-emulate (scattered RAM)", { ...BOOTS, timeout: 2 * BOOT_TIMEOUT_MS }, () => {
   const commands = [...SAME_EVERYWHERE, "poweroff -f"];
-  const nativeJson = join(dir, "native-stats.json");
   const native = nativeRun();
   const json = join(dir, "stats.json");
   const te = drive(["run", "--virt", "trap-and-emulate", "--scatter-frames", "5", "--stats", "--stats-json", json], commands);
@@ -138,7 +138,7 @@ test("the same commands give the same results natively and under trap-and-emulat
   }
   assert.equal(native.out("sha256sum /init").slice(0, 64), initSha256());
   // Both ran on scattered machine frames, native mode too (its hart reads RAM through the p2m).
-  const nst = JSON.parse(readFileSync(nativeJson, "utf8")) as { virt: string; ram: { frames: number; contiguousRuns: number } };
+  const nst = JSON.parse(readFileSync(NATIVE_JSON, "utf8")) as { virt: string; ram: { frames: number; contiguousRuns: number } };
   assert.equal(nst.virt, "native");
   assert.ok(nst.ram.contiguousRuns > nst.ram.frames / 2, `native RAM is scattered: ${JSON.stringify(nst.ram)}`);
   // The hypervisor really was in the way: privileged work trapped and was emulated.

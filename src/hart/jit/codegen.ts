@@ -108,8 +108,6 @@ export const FN_RESULTS = [T_I64];
 // Function indices in the module: imports first.
 export const F_LOAD = 0, F_STORE = 1, F_FP = 2, F_ADDD = 3, F_MULD = 4, F_FMAD = 5, F_SYS = 6; // imports
 export const F_MULHU = 7; // every module has mulhu first, then its regions
-// btSys's answers (src/vmm/asm/vcpu.ts BT_*).
-const BT_INTERP = 1, BT_JUMP = 2;
 const FAST_MISS = 0x7ff0000000000001n; // fpu.ts F64_FAST_MISS
 const MS_FS = 3n << 13n, MS_SD = -(1n << 63n); // mstatus.FS, mstatus.SD (as i64)
 
@@ -300,19 +298,20 @@ export function emitRegion(r: Region, track: { dirty: number; flag: number }): E
           for (const r of regs) { get(P_S); get(L_X0 + r); mem(Op.i64_store, L.HART_X + 8 * r); }
           i32c(i.word | 0); pcAt(off); c.byte(Op.call).u32(F_SYS); set(L_E);
           if (i.rd !== 0) { get(P_S); mem(Op.i64_load, L.HART_X + 8 * i.rd); set(L_X0 + i.rd); }
-          get(L_E); i32c(BT_INTERP); op(Op.i32_eq, Op.if, T_VOID); depth++;
+          get(L_E); i32c(L.BT_INTERP); op(Op.i32_eq, Op.if, T_VOID); depth++;
           exitAt(off, idx);
           op(Op.end); depth--;
           // Retired unless a trap was reflected (BT_TRAPPED).
           get(L_N); if (idx !== 0) { i64c(idx); op(Op.i64_add); }
-          get(L_E); i32c(BT_JUMP); op(Op.i32_le_u, Op.i64_extend_i32_u, Op.i64_add); set(L_N);
-          if (!i.end) {
+          get(L_E); i32c(L.BT_JUMP); op(Op.i32_le_u, Op.i64_extend_i32_u, Op.i64_add); set(L_N);
+          // Anything but BT_NEXT (and always after sret and ecall): leave at the pc the VMM set.
+          const leaveAtVmmPc = (): void => { get(P_S); mem(Op.i64_load, L.HART_PC); set(L_PC); c.byte(Op.br).u32(toExit()); };
+          if (i.end) leaveAtVmmPc();
+          else {
             get(L_E); op(Op.if, T_VOID); depth++;
-            get(P_S); mem(Op.i64_load, L.HART_PC); set(L_PC); c.byte(Op.br).u32(toExit());
+            leaveAtVmmPc();
             op(Op.end); depth--;
             goTo(off + len, off);
-          } else {
-            get(P_S); mem(Op.i64_load, L.HART_PC); set(L_PC); c.byte(Op.br).u32(toExit());
           }
           ended = true;
           break;

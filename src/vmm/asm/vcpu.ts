@@ -5,7 +5,7 @@
 // nothing pending, markers and the budget go back to the host.
 import {
   HART_X, HART_PC, HART_PRIV, HART_MSTATUS, HART_MIP, HART_MIE, HART_WFI, HART_SCOUNTEREN, HART_INSTRET,
-  HART_EXIT_CAUSE, HART_EXIT_TVAL, HART_RES_ADDR, HART_SATP, HART_L1_GEN, EXIT_TRAP, EXIT_WFI, EXIT_BUDGET, EXIT_MMIO,
+  HART_EXIT_CAUSE, HART_EXIT_TVAL, HART_RES_ADDR, HART_SATP, HART_L1_GEN, BT_NEXT, BT_INTERP, BT_JUMP, BT_TRAPPED, EXIT_TRAP, EXIT_WFI, EXIT_BUDGET, EXIT_MMIO,
 } from "../../hart/layout";
 import {
   VC_ST_SRET, VC_ST_SFENCE, VC_ST_WFI, VC_ST_HYPERCALL, VC_ST_SHADOW_FAULT, VC_ST_CAUSE, VC_ST_CSR,
@@ -125,14 +125,9 @@ function emulate(real: usize, virt: usize, insn: u32): i32 {
 // Under bt the translator (src/hart/jit) turns the guest's S-level CSR instructions, sret,
 // sfence.vma and ecall into calls of btSys, made from inside run() on the real hart, instead of
 // letting them trap out of it: the same emulation as above, without leaving run(), without the
-// trap, and without the interpreter. btSys answers how the translated code goes on (the BT_*
-// codes, which src/hart/jit/codegen.ts knows by number):
-export const BT_NEXT: i32 = 0; // done: go on at the next instruction
-export const BT_INTERP: i32 = 1; // nothing done: leave at this instruction for the interpreter
-export const BT_JUMP: i32 = 2; // done (retired): leave, the next pc is in the real block
-export const BT_TRAPPED: i32 = 3; // a trap was reflected into the guest (not retired): leave, pc in the block
-// Translated code leaves after a call that changed what it holds in locals: the real satp (a
-// new shadow root) or the real L1 TLB generation, or the pc.
+// trap, and without the interpreter. btSys answers how the translated code goes on (BT_* in
+// src/hart/layout.ts). Translated code leaves after a call that changed what it holds in
+// locals: the real satp (a new shadow root) or the real L1 TLB generation, or the pc.
 
 // Set by vmmRun for the length of a run of a vCPU under bt; false whenever run() is called for
 // anything else (native VMs, plain trap-and-emulate), where btSys declines everything.
