@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import * as L from "./layout.js";
 import type { MachineMemory } from "../machine/memory.js";
 import { Jit, type JitExports, type JitOptions } from "./jit/cache.js";
+import { tuneEngine } from "./engine.js";
 
 export interface CodeTrack {
   flag: number;
@@ -37,6 +38,7 @@ let compiled: WebAssembly.Module | undefined;
 
 export function hartModule(): WebAssembly.Module {
   if (!compiled) {
+    tuneEngine();
     const path = fileURLToPath(new URL("../../../build/hart.wasm", import.meta.url));
     compiled = new WebAssembly.Module(readFileSync(path));
   }
@@ -197,6 +199,7 @@ export class Hart {
       satpWrites: Number(this.field(L.HART_STAT_SATP)),
       translatedRuns: Number(this.field(L.HART_STAT_JIT_RUNS)),
       translatedInsns: Number(this.field(L.HART_STAT_JIT_INSNS)),
+      translatedChains: Number(this.field(L.HART_STAT_JIT_CHAINS)),
     };
   }
 }

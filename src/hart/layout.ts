@@ -92,21 +92,26 @@ export const HART_TIME_FLOOR_ADDR = 984;
 export const HART_JIT_FAIL = 992;
 export const HART_STAT_JIT_RUNS = 1000; // calls into translated code
 export const HART_STAT_JIT_INSNS = 1008; // instructions retired in translated code
+export const HART_STAT_JIT_CHAINS = 1016; // translated code that went straight on to other translated code
+// Where translated code that chains leaves the map slot of the code to run next (u32; 0: none).
+export const HART_JIT_NEXT = 1024;
 
 // Translation caches live in the same block (see src/hart/asm/mmu.ts).
 export const HART_L1TLB = 4096;
-export const L1_ENTRIES = 1024; // per context and access kind, direct mapped: 4 MiB of reach
+// Reach matters more than the block's size: a guest walking 8 MiB of data (the compute
+// benchmark's list) missed in a 1024-entry L1 and L2 on every other load and ran at half its speed.
+export const L1_ENTRIES = 4096; // per context and access kind, direct mapped: 16 MiB of reach
 export const L1_ENTRY_BYTES = 16; // tag, host addend
-export const L1_KIND_BYTES = 16384; // L1_ENTRIES * L1_ENTRY_BYTES
-export const L1_CTX_BYTES = 49152; // read, write, fetch tables
-export const HART_L2TLB = 200704; // after 4 contexts: phys, S, S with SUM, U
-export const L2_ENTRIES = 1024;
+export const L1_KIND_BYTES = 65536; // L1_ENTRIES * L1_ENTRY_BYTES
+export const L1_CTX_BYTES = 196608; // read, write, fetch tables
+export const HART_L2TLB = 790528; // after 4 contexts: phys, S, S with SUM, U
+export const L2_ENTRIES = 4096;
 export const L2_ENTRY_BYTES = 32; // vpage tag, asid|valid|global, leaf pte, physical page
 // 2 MiB regions that L1 holds superpage granules from (direct mapped, tag | 1), so that
 // sfence.vma of one address knows whether a single-page invalidation is enough.
-export const HART_SUPER = 233472;
+export const HART_SUPER = 921600; // after L2's 131072 bytes
 export const SUPER_ENTRIES = 256;
-export const HART_STATE_BYTES = 262144;
+export const HART_STATE_BYTES = 1048576;
 
 export const FLAG_EXIT_ON_MTRAP = 1; // traps that would enter M-mode end run() (the host is M-mode)
 export const FLAG_MARKERS = 2; // the marker instruction (slti x0, x0, 0x7a5) ends run() with EXIT_MARKER

@@ -18,8 +18,10 @@ import {
 
 const DIR = join(ROOT, "test/unit/expect/jit");
 const UPDATE = process.env.RINGVISOR_EXPECT_UPDATE === "1";
-// Where the code map and the code flag are: constants baked into every store's dirty check.
-const TRACK = { dirty: 0x10_0000, flag: 0x2000 };
+// Where the code map and the code flag are (constants baked into every store's dirty check), and
+// the translation map and the stub's table index (baked into the chaining at a region's exits).
+const TRACK = { dirty: 0x10_0000, flag: 0x2000, map: 0x40_0000, stub: 3 };
+const PAGE_BASE = 0x8020_0000 >>> 0; // the machine address of the page the code is in
 const SRET = 0x10200073;
 const SFENCE_ALL = 0x12000073;
 
@@ -111,6 +113,7 @@ for (const k of CASES) {
   test(`translator output is pinned: ${k.name} (${k.what})`, () => {
     const region = findRegion(page(k.code), 0);
     assert.ok(region, `${k.name}: the code is translatable`);
+    region.base = PAGE_BASE;
     const bytes = translationModule([region], TRACK);
     assert.ok(WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>), `${k.name}: the module is valid wasm`);
     const mod = wabt.readWasm(bytes, { readDebugNames: false, threads: true });

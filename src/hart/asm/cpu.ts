@@ -2,7 +2,7 @@
 // spent or something needs the host. Hot state (pc, instruction count, TLB table bases, the
 // current fetch page) lives in locals; everything rare is a call.
 import {
-  HART_PC, HART_PRIV, HART_INSTRET, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
+  HART_PC, HART_PRIV, HART_INSTRET, HART_JIT_NEXT, HART_STAT_JIT_CHAINS, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
   HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_EXIT_TVAL, HART_RES_ADDR, HART_RES_VALUE, HART_FLAGS, FLAG_MARKERS, HART_KICK_ADDR, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
   HART_STAT_JIT_RUNS, HART_STAT_JIT_INSNS,
 } from "../layout";
@@ -276,7 +276,7 @@ export function run(state: usize, budget: i64): i32 {
   }
   markCtx();
   markIrq();
-  let rT: usize = 0, wT: usize = 0;
+  let rT: usize = 0, wT: usize = 0, xT: usize = 0; // the L1 tables translated code uses
   let gen: i64 = 0; // the L1 generation, reloaded whenever a flush may have started a new one
   // The virtual base of the cached code page and its host addend. Invalidation points fpage at
   // a page next to pc's, which a fetch from pc cannot match.
@@ -298,6 +298,7 @@ export function run(state: usize, budget: i64): i32 {
         const dctx = ctxOf(dataPriv(), KIND_R);
         rT = l1Table(dctx, KIND_R);
         wT = l1Table(dctx, KIND_W);
+        xT = l1Table(ctxOf(<i32>load<i64>(s + HART_PRIV), KIND_X), KIND_X);
         gen = l1Gen();
         fpage = (pc & ~0xFFF) ^ 0x1000;
         pendPc = -1;
@@ -882,7 +883,22 @@ export function run(state: usize, budget: i64): i32 {
           if (load<u32>(e) != h) break;
         }
         store<i64>(s + HART_PC, pc); // where the stub (which retires nothing) leaves pc
-        const n = call_indirect<i64>(load<u32>(e, 4), s, pc & ~0xFFF, load<i32>(e, 8), limit - count, rT, wT, gen);
+        let n = call_indirect<i64>(load<u32>(e, 4), s, pc & ~0xFFF, load<i32>(e, 8), limit - count, rT, wT, gen, <i64>0, xT);
+        // Chaining (codegen.ts): translated code that ended in an ordinary jump to other
+        // translated code leaves that code's map slot here; call it at once, with the count so
+        // far, until one leaves no slot, the budget is spent or something needs the outer loop.
+        let next = load<u32>(s + HART_JIT_NEXT);
+        if (next != 0) {
+          let chains: i64 = 0;
+          do {
+            store<u32>(s + HART_JIT_NEXT, 0);
+            chains++;
+            n = call_indirect<i64>(load<u32>(next, 4), s, load<i64>(s + HART_PC) & ~0xFFF, load<i32>(next, 8), limit - count, rT, wT, gen, n, xT);
+            next = load<u32>(s + HART_JIT_NEXT);
+          } while (next != 0 && !attn);
+          store<u32>(s + HART_JIT_NEXT, 0);
+          store<i64>(s + HART_STAT_JIT_CHAINS, load<i64>(s + HART_STAT_JIT_CHAINS) + chains);
+        }
         const npc = load<i64>(s + HART_PC);
         if (n == 0) {
           // Nothing retired and pc where it was: the first instruction needs the interpreter (a

@@ -14,7 +14,7 @@ import {
   HART_EXIT_ADDR, HART_RES_ADDR, HART_SUPER, SUPER_ENTRIES, HART_SUPER_ANY, HART_L1_GEN, HART_RAM_P2M,
 } from "../layout";
 import {
-  S, raise, excCause, EXC_MMIO, EXC_WATCH, MS_MPRV, MS_MPP_SHIFT, MS_SUM, MS_MXR,
+  S, raise, excCause, markCtx, EXC_MMIO, EXC_WATCH, MS_MPRV, MS_MPP_SHIFT, MS_SUM, MS_MXR,
   CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_FETCH_ACCESS, CAUSE_LOAD_PAGE, CAUSE_STORE_PAGE,
   CAUSE_FETCH_PAGE, CAUSE_LOAD_MISALIGNED, CAUSE_STORE_MISALIGNED,
 } from "./state";
@@ -67,6 +67,7 @@ const GEN_STEP: i64 = 8;
 const GEN_LAST: i64 = 0xFF8;
 
 function invalidateL1All(): void {
+  markCtx();
   memory.fill(l1Table(CTX_PHYS, 0), 0xFF, L1_CTX_BYTES * 4);
   store<i64>(S + HART_L1_GEN, 0);
 }
@@ -74,7 +75,10 @@ function invalidateL1All(): void {
 // Forget every cached virtual translation of the current address space (L1 only): start a new
 // generation, so old tags stop matching; wipe the tables only when the generations run out.
 // Physical-context entries go stale too, which costs a refill and nothing else.
+// A new generation: run() must reload the generation and its tables (markCtx), whoever flushed
+// (the hart's own sfence.vma, or the VMM's emulation called from translated code under bt).
 export function flushL1Virtual(): void {
+  markCtx();
   const g = l1Gen();
   if (g >= GEN_LAST) invalidateL1All();
   else store<i64>(S + HART_L1_GEN, g + GEN_STEP);
@@ -177,7 +181,7 @@ export function permits(pte: i64, kind: i32, p: i32): bool {
 
 @inline function l2Entry(vpage: i64): usize {
   const vpn = vpage >>> 12;
-  return S + HART_L2TLB + (<usize>((vpn ^ (vpn >>> 10)) & (L2_ENTRIES - 1)) << 5);
+  return S + HART_L2TLB + (<usize>((vpn ^ (vpn >>> 12)) & (L2_ENTRIES - 1)) << 5);
 }
 
 // What the last successful walk() used: the leaf PTE's level (0: a 4 KiB page), the PTE as it is

@@ -26,7 +26,7 @@
 import { writeFileSync } from "node:fs";
 import * as L from "../layout.js";
 import { Bytes, encodeModule, Op, T_I32, T_I64, type ModuleSpec } from "./wasm.js";
-import { emitMulhu, emitRegion, findRegion, FN_PARAMS, FN_RESULTS, type Region } from "./codegen.js";
+import { emitMulhu, emitRegion, findRegion, FN_PARAMS, FN_RESULTS, type CodeEnv, type Region } from "./codegen.js";
 
 export interface JitExports {
   table: WebAssembly.Table;
@@ -81,8 +81,8 @@ const CODE_TRANSLATED = 1; // the code map's bits (src/hart/asm/jit.ts)
 const CODE_WRITTEN = 2;
 
 // The module of a batch of regions: mulhu first, then one exported function f<i> per region,
-// importing the hart's slow paths (codegen.ts F_*). `track`: the machine's code map and flag.
-export function translationModule(regions: Region[], track: { dirty: number; flag: number }): Uint8Array {
+// importing the hart's slow paths (codegen.ts F_*).
+export function translationModule(regions: Region[], track: CodeEnv): Uint8Array {
   const funcs: ModuleSpec["funcs"] = [{ type: 1, locals: [{ count: 3, type: T_I64 }], body: emitMulhu() }];
   regions.forEach((r, i) => {
     const fn = emitRegion(r, track);
@@ -141,7 +141,7 @@ export class Jit {
     const stub = new WebAssembly.Instance(new WebAssembly.Module(encodeModule({
       types: [{ params: FN_PARAMS, results: FN_RESULTS }],
       funcImports: [],
-      funcs: [{ type: 0, locals: [], body: new Bytes().byte(Op.i64_const).s32(0), export: "f" }],
+      funcs: [{ type: 0, locals: [], body: new Bytes().byte(Op.local_get).u32(7), export: "f" }], // returns n
     }) as Uint8Array<ArrayBuffer>));
     this.stubIndex = wasm.table.grow(1);
     wasm.table.set(this.stubIndex, stub.exports.f as never);
@@ -209,7 +209,8 @@ export class Jit {
   }
 
   private install(work: { h: number; frame: number; gen: number; region: Region }[]): void {
-    const bytes = translationModule(work.map((w) => w.region), this.track);
+    for (const w of work) w.region.base = w.frame * 4096;
+    const bytes = translationModule(work.map((w) => w.region), { dirty: this.track.dirty, flag: this.track.flag, map: this.mapBase, stub: this.stubIndex });
     let inst: WebAssembly.Instance;
     try {
       inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), this.imports);

@@ -6,12 +6,25 @@
 //
 // The function's contract with run() (src/hart/asm/cpu.ts):
 //   (s: state block, vpage: virtual address of the page, block: entry block, budget: instructions
-//    it may retire, rT/wT: the current read/write L1 TLB tables, gen: the L1 generation) -> retired
+//    that may be retired in all, rT/wT/xT: the current read/write/fetch L1 TLB tables, gen: the
+//    L1 generation, n: instructions retired before this call) -> n plus those it retired
 // It loads the guest registers it uses into locals, stores those it wrote and the next pc into
 // the state block when it leaves, and retires exactly the instructions before that pc. A load or
 // store whose TLB lookup misses calls the hart's slow path (jitLoad/jitStore); if that cannot
 // finish the access (a fault, MMIO, a watched store) the function leaves at that instruction,
 // so the interpreter executes it and takes the trap or exit with precise state.
+//
+// Chaining: where a region ends in an ordinary jump (a branch or jal out of the region, jalr, the
+// page's end), the function looks the next pc up itself: on its own page by the frame it was
+// translated from, elsewhere through the fetch TLB, then in the translation map (jit.ts), and
+// leaves the map slot it found in the state block (HART_JIT_NEXT); run() calls that at once,
+// with the same tables and the count so far, without its own checks and lookups. So guest code
+// that moves between pages and regions runs translated call after call until the budget is
+// spent, a lookup misses or an instruction needs the interpreter. Nothing that can change the
+// tables (a CSR, sfence.vma, xRET, a trap, a call into the VMM) chains. (A tail call,
+// return_call_indirect, would save the return, but a module that imports the hart's function
+// table makes every later table update and instantiation cost time in proportion to the number
+// of such modules: measured, it tripled translation time over a Debian boot.)
 import * as L from "../layout.js";
 import { decodeAt, type AluOp, type Insn } from "./decode.js";
 import { Bytes, Op, T_I32, T_I64, T_VOID } from "./wasm.js";
@@ -29,6 +42,18 @@ export interface Block {
 export interface Region {
   entry: number;
   blocks: Block[]; // by page offset
+  base?: number; // machine address of the page (the cache sets it; chaining needs it)
+}
+
+// What emitted code bakes in about its translator and machine: the code map and code flag (every
+// store's check for translated frames, jit.ts markDirty), and for chaining the translation map
+// and the table index of the stub (an address left to the interpreter is not chained into).
+// Without `map` the function does not chain.
+export interface CodeEnv {
+  dirty: number;
+  flag: number;
+  map?: number;
+  stub?: number;
 }
 
 const isTerminator = (i: Insn): boolean => i.k === "branch" || i.k === "jal" || i.k === "jalr" || i.k === "stop" || i.k === "sys";
@@ -98,12 +123,12 @@ export function findRegion(page: Uint8Array, entry: number, known: (off: number)
   return { entry, blocks };
 }
 
-// Locals of the generated function.
-const P_S = 0, P_VPAGE = 1, P_BLOCK = 2, P_BUDGET = 3, P_RT = 4, P_WT = 5, P_GEN = 6;
-const L_N = 7, L_PC = 8, L_VA = 9, L_T = 10, L_E = 11, L_H = 12; // n i64, pc i64, va i64, t i64, e i32, h i32
-const L_X0 = 13; // x1..x31 follow (only those used get a local, but numbering is fixed: x_r at L_X0 + r)
+// Parameters and locals of the generated function.
+const P_S = 0, P_VPAGE = 1, P_BLOCK = 2, P_BUDGET = 3, P_RT = 4, P_WT = 5, P_GEN = 6, L_N = 7, P_XT = 8;
+const L_PC = 9, L_VA = 10, L_T = 11, L_E = 12, L_H = 13, L_CH = 14; // pc, va, t: i64; e, h, ch: i32
+const L_X0 = 15; // then one local for each guest register the region uses, in register order
 
-export const FN_PARAMS = [T_I32, T_I64, T_I32, T_I64, T_I32, T_I32, T_I64];
+export const FN_PARAMS = [T_I32, T_I64, T_I32, T_I64, T_I32, T_I32, T_I64, T_I64, T_I32];
 export const FN_RESULTS = [T_I64];
 // Function indices in the module: imports first.
 export const F_LOAD = 0, F_STORE = 1, F_FP = 2, F_ADDD = 3, F_MULD = 4, F_FMAD = 5, F_SYS = 6; // imports
@@ -117,322 +142,415 @@ export interface Emitted {
   usesMulh: boolean;
 }
 
-// Emits the function of a region. `track`: the machine's code-tracking bytes and flag (jit.ts).
-export function emitRegion(r: Region, track: { dirty: number; flag: number }): Emitted {
-  const c = new Bytes();
-  const used = new Set<number>();
-  const written = new Set<number>();
-  for (const b of r.blocks) for (const { insn: i } of b.insns) regsOf(i, used, written);
-  let usesMulh = false;
-  const k = r.blocks.length;
-  const index = new Map(r.blocks.map((b, i) => [b.off, i]));
+// Emits the function of a region.
+export function emitRegion(r: Region, track: CodeEnv): Emitted {
+  return new RegionEmitter(r, track).emit();
+}
 
-  const op = (...bs: number[]): void => { c.bytes(bs); };
-  const i64c = (v: bigint | number): void => {
-    c.byte(Op.i64_const);
-    if (typeof v === "number" && v === (v | 0)) c.s32(v); // small constants (offsets, counts)
-    else c.s64(BigInt(v));
-  };
-  const i32c = (v: number): void => { c.byte(Op.i32_const).s32(v); };
-  const get = (l: number): void => { c.byte(Op.local_get).u32(l); };
-  const set = (l: number): void => { c.byte(Op.local_set).u32(l); };
-  const tee = (l: number): void => { c.byte(Op.local_tee).u32(l); };
-  const mem = (o: number, off = 0): void => { c.byte(o).u32(0).u32(off); };
-  const reg = (r: number): void => { if (r === 0) i64c(0); else get(L_X0 + r); };
-  const setReg = (r: number): void => { if (r === 0) op(Op.drop); else set(L_X0 + r); };
-  const pcAt = (off: number): void => { get(P_VPAGE); if (off !== 0) { i64c(off); op(Op.i64_add); } };
+// The emitter is a class of small methods rather than one function of closures: V8 optimises
+// each method on its own, where optimising one large function of closures took it about a
+// second per attempt on a background thread (measured with perf: a quarter of a Debian boot's
+// CPU time went to compiling the translator itself).
+class RegionEmitter {
+  private readonly c = new Bytes();
+  private readonly used = new Set<number>();
+  private readonly written = new Set<number>();
+  private readonly k: number;
+  private readonly index: Map<number, number>;
+  // Fewer locals make cheaper calls: V8's baseline compiler clears every local on entry, and
+  // most translated code runs baseline-compiled (src/hart/engine.ts).
+  private readonly xlocal: Map<number, number>;
+  private usesMulh = false;
+  private chains = false;
+  // Labels open around block `cur`'s code, innermost first: $B(cur+1)..$B(k-1), $top, $exit;
+  // `depth` counts the structured blocks (ifs) opened inside it at the point of emission.
+  private cur = 0;
+  private depth = 0;
 
-  // Entry: the registers the region uses, the block to start at.
-  for (const r of [...used].sort((a, b) => a - b)) {
-    get(P_S); mem(Op.i64_load, L.HART_X + 8 * r); set(L_X0 + r);
+  constructor(private readonly r: Region, private readonly track: CodeEnv) {
+    for (const b of r.blocks) for (const { insn: i } of b.insns) regsOf(i, this.used, this.written);
+    this.k = r.blocks.length;
+    this.index = new Map(r.blocks.map((b, i) => [b.off, i]));
+    this.xlocal = new Map([...this.used].sort((a, b) => a - b).map((x, i) => [x, L_X0 + i]));
   }
-  op(Op.block, T_VOID); // $exit
-  op(Op.loop, T_VOID); // $top
-  for (let i = 0; i < k; i++) op(Op.block, T_VOID);
-  get(P_BLOCK);
-  c.byte(Op.br_table).u32(k);
-  for (let i = 0; i < k; i++) c.u32(i);
-  c.u32(0);
-  // depth: labels open around block i's code, innermost first: $B(i+1)..$B(k-1), $top, $exit.
-  let depth = 0; // extra structured depth (ifs) at the point of emission
-  let cur = 0;
-  const toTop = (): number => k - 1 - cur + depth;
-  const toExit = (): number => k - cur + depth;
 
-  // Leaves with pc = vpage + off after `done` more instructions of the current block.
-  const exitAt = (off: number, base: number): void => {
-    if (base !== 0) { get(L_N); i64c(base); op(Op.i64_add); set(L_N); }
-    pcAt(off); set(L_PC);
-    c.byte(Op.br).u32(toExit());
-  };
-  // Leaves at the instruction (the interpreter raises illegal-instruction) when mstatus.FS is off.
-  const fsOn = (off: number, base: number): void => {
-    get(P_S); mem(Op.i64_load, L.HART_MSTATUS); i64c(MS_FS); op(Op.i64_and, Op.i64_eqz, Op.if, T_VOID); depth++;
-    exitAt(off, base);
-    op(Op.end); depth--;
-  };
-  // An f register was written: mstatus.FS becomes dirty (privileged spec 3.1.6.6).
-  const dirtyFs = (): void => {
-    get(P_S); get(P_S); mem(Op.i64_load, L.HART_MSTATUS); i64c(MS_FS | MS_SD); op(Op.i64_or); mem(Op.i64_store, L.HART_MSTATUS);
-  };
-  // Control goes to page offset `target` once the block's instructions are counted in n.
-  const goTo = (target: number, fromOff: number): void => {
-    const j = index.get(target);
-    if (j === undefined) { pcAt(target); set(L_PC); c.byte(Op.br).u32(toExit()); return; }
-    if (j === cur + 1 && depth === 0) return; // falls into the next block's code
-    if (target <= fromOff) { // a backward edge: the budget check that bounds every loop
-      get(L_N); get(P_BUDGET); op(Op.i64_ge_s, Op.if, T_VOID); depth++;
-      pcAt(target); set(L_PC); c.byte(Op.br).u32(toExit());
-      op(Op.end); depth--;
+  emit(): Emitted {
+    const { c, k } = this;
+    // Entry: the registers the region uses, the block to start at.
+    for (const x of [...this.used].sort((a, b) => a - b)) {
+      this.get(P_S); this.mem(Op.i64_load, L.HART_X + 8 * x); this.set(this.xl(x));
     }
-    i32c(j); set(P_BLOCK); c.byte(Op.br).u32(toTop());
-  };
+    c.byte(Op.block).byte(T_VOID); // $exit
+    c.byte(Op.loop).byte(T_VOID); // $top
+    for (let i = 0; i < k; i++) c.byte(Op.block).byte(T_VOID);
+    this.get(P_BLOCK);
+    c.byte(Op.br_table).u32(k);
+    for (let i = 0; i < k; i++) c.u32(i);
+    c.u32(0);
+    for (this.cur = 0; this.cur < k; this.cur++) this.block(this.r.blocks[this.cur]!);
+    c.byte(Op.end); // $top (not reached: every block ends in a branch)
+    c.byte(Op.end); // $exit
+    for (const x of [...this.written].sort((a, b) => a - b)) {
+      this.get(P_S); this.get(this.xl(x)); this.mem(Op.i64_store, L.HART_X + 8 * x);
+    }
+    this.get(P_S); this.get(L_PC); this.mem(Op.i64_store, L.HART_PC);
+    if (this.chains) this.emitChain();
+    this.get(L_N);
+    const locals = [{ count: 3, type: T_I64 }, { count: 3, type: T_I32 }];
+    if (this.xlocal.size > 0) locals.push({ count: this.xlocal.size, type: T_I64 });
+    return { body: c, locals, usesMulh: this.usesMulh };
+  }
 
-  for (cur = 0; cur < k; cur++) {
-    const b = r.blocks[cur]!;
-    op(Op.end); // closes $B(cur): its code follows
+  // --- encoding helpers
+  private op(a: number, b = -1, d = -1, e = -1): void {
+    const c = this.c;
+    c.byte(a);
+    if (b >= 0) c.byte(b);
+    if (d >= 0) c.byte(d);
+    if (e >= 0) c.byte(e);
+  }
+  private i64c(v: bigint | number): void {
+    this.c.byte(Op.i64_const);
+    if (typeof v === "number" && v === (v | 0)) this.c.s32(v); // small constants (offsets, counts)
+    else this.c.s64(BigInt(v));
+  }
+  private i32c(v: number): void { this.c.byte(Op.i32_const).s32(v); }
+  private get(l: number): void { this.c.byte(Op.local_get).u32(l); }
+  private set(l: number): void { this.c.byte(Op.local_set).u32(l); }
+  private tee(l: number): void { this.c.byte(Op.local_tee).u32(l); }
+  private mem(o: number, off = 0): void { this.c.byte(o).u32(0).u32(off); }
+  private br(depth: number): void { this.c.byte(Op.br).u32(depth); }
+  private brIf(depth: number): void { this.c.byte(Op.br_if).u32(depth); }
+  private call(f: number): void { this.c.byte(Op.call).u32(f); }
+  private open(t: number = T_VOID): void { this.op(Op.if, t); this.depth++; } // consumes the condition
+  private close(): void { this.op(Op.end); this.depth--; }
+  private xl(x: number): number { return this.xlocal.get(x)!; }
+  private reg(x: number): void { if (x === 0) this.i64c(0); else this.get(this.xl(x)); }
+  private setReg(x: number): void { if (x === 0) this.op(Op.drop); else this.set(this.xl(x)); }
+  private pcAt(off: number): void { this.get(P_VPAGE); if (off !== 0) { this.i64c(off); this.op(Op.i64_add); } }
+  private toTop(): number { return this.k - 1 - this.cur + this.depth; }
+  private toExit(): number { return this.k - this.cur + this.depth; }
+  private count(n: number): void { this.get(L_N); this.i64c(n); this.op(Op.i64_add); this.set(L_N); }
+
+  // --- exits and control flow
+  // Leaves with pc = vpage + off after `base` more instructions of the current block.
+  private exitAt(off: number, base: number): void {
+    if (base !== 0) this.count(base);
+    this.pcAt(off); this.set(L_PC);
+    this.br(this.toExit());
+  }
+  // Leaves at the instruction (the interpreter raises illegal-instruction) when mstatus.FS is off.
+  private fsOn(off: number, base: number): void {
+    this.get(P_S); this.mem(Op.i64_load, L.HART_MSTATUS); this.i64c(MS_FS); this.op(Op.i64_and, Op.i64_eqz); this.open();
+    this.exitAt(off, base);
+    this.close();
+  }
+  // An f register was written: mstatus.FS becomes dirty (privileged spec 3.1.6.6).
+  private dirtyFs(): void {
+    this.get(P_S); this.get(P_S); this.mem(Op.i64_load, L.HART_MSTATUS); this.i64c(MS_FS | MS_SD); this.op(Op.i64_or); this.mem(Op.i64_store, L.HART_MSTATUS);
+  }
+  // Control goes to page offset `target` once the block's instructions are counted in n.
+  private goTo(target: number, fromOff: number): void {
+    const j = this.index.get(target);
+    if (j === undefined) { this.pcAt(target); this.set(L_PC); this.chain(); this.br(this.toExit()); return; }
+    if (j === this.cur + 1 && this.depth === 0) return; // falls into the next block's code
+    if (target <= fromOff) { // a backward edge: the budget check that bounds every loop
+      this.get(L_N); this.get(P_BUDGET); this.op(Op.i64_ge_s); this.open();
+      this.pcAt(target); this.set(L_PC); this.br(this.toExit());
+      this.close();
+    }
+    this.i32c(j); this.set(P_BLOCK); this.br(this.toTop());
+  }
+  // The exit being emitted may chain (see the top of this file).
+  private chain(): void {
+    if (this.track.map === undefined) return;
+    this.chains = true;
+    this.i32c(1); this.set(L_CH);
+  }
+
+  // --- one block
+  private block(b: Block): void {
+    this.op(Op.end); // closes $B(cur): its code follows
     let idx = 0;
-    let ended = false;
-    for (const { off, len, insn: i } of b.insns) {
-      switch (i.k) {
-        case "stop":
-          exitAt(off, idx);
-          ended = true;
-          break;
-        case "nop":
-          break;
-        case "li":
-          if (i.rd !== 0) { i64c(i.imm); setReg(i.rd); }
-          break;
-        case "auipc":
-          if (i.rd !== 0) { pcAt(off); i64c(i.imm); op(Op.i64_add); setReg(i.rd); }
-          break;
-        case "alu":
-        case "alui": {
-          if (i.rd === 0) break; // a hint: no effect (all of these are free of traps)
-          const rhs = i.k === "alu" ? (): void => reg(i.rs2) : (): void => i64c(i.imm);
-          if (i.op === "mulh" || i.op === "mulhsu" || i.op === "mulhu") usesMulh = true;
-          alu(i.op, () => reg(i.rs1), rhs);
-          setReg(i.rd);
-          break;
-        }
-        case "load":
-        case "fload": {
-          const fp = i.k === "fload";
-          if (fp) fsOn(off, idx);
-          emitAddr(i.rs1, i.imm, P_RT, i.size);
-          op(Op.if, T_I64); depth++;
-          get(L_VA); get(L_E); mem(Op.i64_load, 8); op(Op.i64_add, Op.i32_wrap_i64);
-          mem(fp ? (i.size === 8 ? Op.i64_load : Op.i64_load32_u) : loadOp(i.size, i.k === "load" && i.signed));
-          op(Op.else);
-          get(L_VA); i32c(i.size); c.byte(Op.call).u32(F_LOAD);
-          get(P_S); mem(Op.i64_load, L.HART_JIT_FAIL); op(Op.i64_eqz, Op.i32_eqz, Op.if, T_VOID); depth++;
-          get(P_S); i64c(0); mem(Op.i64_store, L.HART_JIT_FAIL);
-          exitAt(off, idx);
-          op(Op.end); depth--;
-          if (i.k === "load" && i.signed && i.size < 8) op(i.size === 4 ? Op.i64_extend32_s : i.size === 2 ? Op.i64_extend16_s : Op.i64_extend8_s);
-          op(Op.end); depth--;
-          if (!fp) { setReg(i.rd); break; }
-          // An f register: binary32 values NaN-boxed (unprivileged spec 12.2).
-          if (i.size === 4) { i64c(0xffffffffn); op(Op.i64_and); i64c(-(1n << 32n)); op(Op.i64_or); }
-          set(L_T); get(P_S); get(L_T); mem(Op.i64_store, L.HART_F + 8 * i.rd);
-          dirtyFs();
-          break;
-        }
-        case "store":
-        case "fstore": {
-          const fp = i.k === "fstore";
-          if (fp) fsOn(off, idx);
-          const value = fp ? (): void => { get(P_S); mem(Op.i64_load, L.HART_F + 8 * i.rs2); } : (): void => reg(i.rs2);
-          emitAddr(i.rs1, i.imm, P_WT, i.size);
-          op(Op.if, T_VOID); depth++;
-          get(L_VA); get(L_E); mem(Op.i64_load, 8); op(Op.i64_add, Op.i32_wrap_i64); tee(L_H);
-          value();
-          mem(i.size === 8 ? Op.i64_store : i.size === 4 ? Op.i64_store32 : i.size === 2 ? Op.i64_store16 : Op.i64_store8);
-          // A frame holding translated code is marked written (jit.ts markDirty).
-          i32c(track.dirty); get(L_H); i32c(12); op(Op.i32_shr_u, Op.i32_add); tee(L_E);
-          mem(Op.i32_load8_u); i32c(1); op(Op.i32_eq, Op.if, T_VOID);
-          get(L_E); i32c(3); mem(Op.i32_store8);
-          i32c(track.flag); i32c(1); c.byte(Op.atomic_prefix).u32(Op.i32_atomic_store).u32(2).u32(0);
-          op(Op.end);
-          op(Op.else);
-          get(L_VA); value(); i32c(i.size); c.byte(Op.call).u32(F_STORE);
-          op(Op.if, T_VOID); depth++;
-          exitAt(off, idx);
-          op(Op.end); depth--;
-          op(Op.end); depth--;
-          break;
-        }
-        case "fp": {
-          const fast = fastFp(i.word);
-          if (fast) {
-            // The common double-precision operations in round-to-nearest: the hart's fast path,
-            // or else (an operand or result that needs the exact algorithm) the general call.
-            fsOn(off, idx);
-            op(Op.block, T_VOID); depth++; // $done
-            op(Op.block, T_VOID); depth++; // $general
-            if (fast.dyn) { get(P_S); mem(Op.i64_load, L.HART_FCSR); i64c(0xe0); op(Op.i64_and, Op.i64_eqz, Op.i32_eqz); c.byte(Op.br_if).u32(0); }
-            for (const [r, neg] of fast.args) { get(P_S); mem(Op.i64_load, L.HART_F + 8 * r); if (neg) { i64c(-(1n << 63n)); op(Op.i64_xor); } }
-            c.byte(Op.call).u32(fast.fn); tee(L_T);
-            i64c(FAST_MISS); op(Op.i64_eq); c.byte(Op.br_if).u32(0);
-            get(P_S); get(L_T); mem(Op.i64_store, L.HART_F + 8 * ((i.word >>> 7) & 31));
-            dirtyFs();
-            c.byte(Op.br).u32(1);
-            op(Op.end); depth--; // $general
-          }
-          // The integer source goes to the state block, where fexec.ts reads it; the
-          // destination comes back from there.
-          if (i.xr !== 0) { get(P_S); get(L_X0 + i.xr); mem(Op.i64_store, L.HART_X + 8 * i.xr); }
-          i32c(i.word | 0); c.byte(Op.call).u32(F_FP);
-          op(Op.if, T_VOID); depth++;
-          exitAt(off, idx);
-          op(Op.end); depth--;
-          if (i.xw !== 0) { get(P_S); mem(Op.i64_load, L.HART_X + 8 * i.xw); set(L_X0 + i.xw); }
-          if (fast) { op(Op.end); depth--; } // $done
-          break;
-        }
-        case "sys": {
-          // The VMM reads its operands from the state block and writes rd there (rd is stored
-          // first, so reloading it is right whatever the VMM did).
-          const regs = [...new Set([...i.reads, i.rd])].filter((r) => r !== 0);
-          for (const r of regs) { get(P_S); get(L_X0 + r); mem(Op.i64_store, L.HART_X + 8 * r); }
-          i32c(i.word | 0); pcAt(off); c.byte(Op.call).u32(F_SYS); set(L_E);
-          if (i.rd !== 0) { get(P_S); mem(Op.i64_load, L.HART_X + 8 * i.rd); set(L_X0 + i.rd); }
-          get(L_E); i32c(L.BT_INTERP); op(Op.i32_eq, Op.if, T_VOID); depth++;
-          exitAt(off, idx);
-          op(Op.end); depth--;
-          // Retired unless a trap was reflected (BT_TRAPPED).
-          get(L_N); if (idx !== 0) { i64c(idx); op(Op.i64_add); }
-          get(L_E); i32c(L.BT_JUMP); op(Op.i32_le_u, Op.i64_extend_i32_u, Op.i64_add); set(L_N);
-          // Anything but BT_NEXT (and always after sret and ecall): leave at the pc the VMM set.
-          const leaveAtVmmPc = (): void => { get(P_S); mem(Op.i64_load, L.HART_PC); set(L_PC); c.byte(Op.br).u32(toExit()); };
-          if (i.end) leaveAtVmmPc();
-          else {
-            get(L_E); op(Op.if, T_VOID); depth++;
-            leaveAtVmmPc();
-            op(Op.end); depth--;
-            goTo(off + len, off);
-          }
-          ended = true;
-          break;
-        }
-        case "branch": {
-          get(L_N); i64c(idx + 1); op(Op.i64_add); set(L_N);
-          reg(i.rs1); reg(i.rs2);
-          op(({ eq: Op.i64_eq, ne: Op.i64_ne, lt: Op.i64_lt_s, ge: Op.i64_ge_s, ltu: Op.i64_lt_u, geu: Op.i64_ge_u } as const)[i.cond]);
-          op(Op.if, T_VOID); depth++;
-          goTo(off + i.imm, off);
-          op(Op.end); depth--;
-          goTo(off + len, off);
-          ended = true;
-          break;
-        }
-        case "jal":
-          if (i.rd !== 0) { pcAt(off + len); setReg(i.rd); }
-          get(L_N); i64c(idx + 1); op(Op.i64_add); set(L_N);
-          goTo(off + i.imm, off);
-          ended = true;
-          break;
-        case "jalr":
-          // The target first: rd may be rs1.
-          reg(i.rs1); i64c(i.imm); op(Op.i64_add); i64c(-2); op(Op.i64_and); set(L_PC);
-          if (i.rd !== 0) { pcAt(off + len); setReg(i.rd); }
-          get(L_N); i64c(idx + 1); op(Op.i64_add); set(L_N);
-          c.byte(Op.br).u32(toExit());
-          ended = true;
-          break;
-      }
-      if (ended) break;
+    for (const { off, len, insn } of b.insns) {
+      if (this.insn(insn, off, len, idx)) return;
       idx++;
     }
-    if (!ended) {
-      const last = b.insns[b.insns.length - 1]!;
-      get(L_N); i64c(idx); op(Op.i64_add); set(L_N);
-      goTo(last.off + last.len, last.off); // forward: no budget check
+    const last = b.insns[b.insns.length - 1]!;
+    this.count(idx);
+    this.goTo(last.off + last.len, last.off); // forward: no budget check
+  }
+
+  // One instruction, `idx` instructions into its block; true if it ended the block.
+  private insn(i: Insn, off: number, len: number, idx: number): boolean {
+    switch (i.k) {
+      case "stop":
+        this.exitAt(off, idx);
+        return true;
+      case "nop":
+        return false;
+      case "li":
+        if (i.rd !== 0) { this.i64c(i.imm); this.setReg(i.rd); }
+        return false;
+      case "auipc":
+        if (i.rd !== 0) { this.pcAt(off); this.i64c(i.imm); this.op(Op.i64_add); this.setReg(i.rd); }
+        return false;
+      case "alu":
+        if (i.rd === 0) return false; // a hint: no effect (all of these are free of traps)
+        if (i.op === "mulh" || i.op === "mulhsu" || i.op === "mulhu") this.usesMulh = true;
+        this.alu(i.op, i.rs1, i.rs2, undefined);
+        this.setReg(i.rd);
+        return false;
+      case "alui":
+        if (i.rd === 0) return false;
+        this.alu(i.op, i.rs1, -1, i.imm);
+        this.setReg(i.rd);
+        return false;
+      case "load":
+      case "fload":
+        this.load(i, off, idx);
+        return false;
+      case "store":
+      case "fstore":
+        this.store(i, off, idx);
+        return false;
+      case "fp":
+        this.fp(i, off, idx);
+        return false;
+      case "sys":
+        this.sys(i, off, len, idx);
+        return true;
+      case "branch":
+        this.count(idx + 1);
+        this.reg(i.rs1); this.reg(i.rs2);
+        this.op(({ eq: Op.i64_eq, ne: Op.i64_ne, lt: Op.i64_lt_s, ge: Op.i64_ge_s, ltu: Op.i64_lt_u, geu: Op.i64_ge_u } as const)[i.cond]);
+        this.open();
+        this.goTo(off + i.imm, off);
+        this.close();
+        this.goTo(off + len, off);
+        return true;
+      case "jal":
+        if (i.rd !== 0) { this.pcAt(off + len); this.setReg(i.rd); }
+        this.count(idx + 1);
+        this.goTo(off + i.imm, off);
+        return true;
+      case "jalr":
+        // The target first: rd may be rs1.
+        this.reg(i.rs1); this.i64c(i.imm); this.op(Op.i64_add); this.i64c(-2); this.op(Op.i64_and); this.set(L_PC);
+        if (i.rd !== 0) { this.pcAt(off + len); this.setReg(i.rd); }
+        this.count(idx + 1);
+        this.chain();
+        this.br(this.toExit());
+        return true;
     }
   }
-  op(Op.end); // $top (not reached: every block ends in a branch)
-  op(Op.end); // $exit
-  for (const r of [...written].sort((a, b) => a - b)) {
-    get(P_S); get(L_X0 + r); mem(Op.i64_store, L.HART_X + 8 * r);
-  }
-  get(P_S); get(L_PC); mem(Op.i64_store, L.HART_PC);
-  get(L_N);
 
-  const locals = [{ count: 4, type: T_I64 }, { count: 2, type: T_I32 }, { count: 32, type: T_I64 }];
-  return { body: c, locals, usesMulh };
+  private load(i: Extract<Insn, { k: "load" | "fload" }>, off: number, idx: number): void {
+    const fp = i.k === "fload";
+    if (fp) this.fsOn(off, idx);
+    this.emitAddr(i.rs1, i.imm, P_RT, i.size);
+    this.open(T_I64);
+    this.get(L_VA); this.get(L_E); this.mem(Op.i64_load, 8); this.op(Op.i64_add, Op.i32_wrap_i64);
+    this.mem(fp ? (i.size === 8 ? Op.i64_load : Op.i64_load32_u) : loadOp(i.size, i.k === "load" && i.signed));
+    this.op(Op.else);
+    this.get(L_VA); this.i32c(i.size); this.call(F_LOAD);
+    this.get(P_S); this.mem(Op.i64_load, L.HART_JIT_FAIL); this.op(Op.i64_eqz, Op.i32_eqz); this.open();
+    this.get(P_S); this.i64c(0); this.mem(Op.i64_store, L.HART_JIT_FAIL);
+    this.exitAt(off, idx);
+    this.close();
+    if (i.k === "load" && i.signed && i.size < 8) this.op(i.size === 4 ? Op.i64_extend32_s : i.size === 2 ? Op.i64_extend16_s : Op.i64_extend8_s);
+    this.close();
+    if (!fp) { this.setReg(i.rd); return; }
+    // An f register: binary32 values NaN-boxed (unprivileged spec 12.2).
+    if (i.size === 4) { this.i64c(0xffffffffn); this.op(Op.i64_and); this.i64c(-(1n << 32n)); this.op(Op.i64_or); }
+    this.set(L_T); this.get(P_S); this.get(L_T); this.mem(Op.i64_store, L.HART_F + 8 * i.rd);
+    this.dirtyFs();
+  }
+
+  private storeValue(i: Extract<Insn, { k: "store" | "fstore" }>): void {
+    if (i.k === "fstore") { this.get(P_S); this.mem(Op.i64_load, L.HART_F + 8 * i.rs2); } else this.reg(i.rs2);
+  }
+
+  private store(i: Extract<Insn, { k: "store" | "fstore" }>, off: number, idx: number): void {
+    if (i.k === "fstore") this.fsOn(off, idx);
+    const { track } = this;
+    this.emitAddr(i.rs1, i.imm, P_WT, i.size);
+    this.open();
+    this.get(L_VA); this.get(L_E); this.mem(Op.i64_load, 8); this.op(Op.i64_add, Op.i32_wrap_i64); this.tee(L_H);
+    this.storeValue(i);
+    this.mem(i.size === 8 ? Op.i64_store : i.size === 4 ? Op.i64_store32 : i.size === 2 ? Op.i64_store16 : Op.i64_store8);
+    // A frame holding translated code is marked written (jit.ts markDirty).
+    this.i32c(track.dirty); this.get(L_H); this.i32c(12); this.op(Op.i32_shr_u, Op.i32_add); this.tee(L_E);
+    this.mem(Op.i32_load8_u); this.i32c(1); this.op(Op.i32_eq, Op.if, T_VOID);
+    this.get(L_E); this.i32c(3); this.mem(Op.i32_store8);
+    this.i32c(track.flag); this.i32c(1); this.c.byte(Op.atomic_prefix).u32(Op.i32_atomic_store).u32(2).u32(0);
+    this.op(Op.end);
+    this.op(Op.else);
+    this.get(L_VA); this.storeValue(i); this.i32c(i.size); this.call(F_STORE);
+    this.open();
+    this.exitAt(off, idx);
+    this.close();
+    this.close();
+  }
+
+  private fp(i: Extract<Insn, { k: "fp" }>, off: number, idx: number): void {
+    const fast = fastFp(i.word);
+    if (fast) {
+      // The common double-precision operations in round-to-nearest: the hart's fast path,
+      // or else (an operand or result that needs the exact algorithm) the general call.
+      this.fsOn(off, idx);
+      this.op(Op.block, T_VOID); this.depth++; // $done
+      this.op(Op.block, T_VOID); this.depth++; // $general
+      if (fast.dyn) { this.get(P_S); this.mem(Op.i64_load, L.HART_FCSR); this.i64c(0xe0); this.op(Op.i64_and, Op.i64_eqz, Op.i32_eqz); this.brIf(0); }
+      for (const [x, neg] of fast.args) { this.get(P_S); this.mem(Op.i64_load, L.HART_F + 8 * x); if (neg) { this.i64c(-(1n << 63n)); this.op(Op.i64_xor); } }
+      this.call(fast.fn); this.tee(L_T);
+      this.i64c(FAST_MISS); this.op(Op.i64_eq); this.brIf(0);
+      this.get(P_S); this.get(L_T); this.mem(Op.i64_store, L.HART_F + 8 * ((i.word >>> 7) & 31));
+      this.dirtyFs();
+      this.br(1);
+      this.close(); // $general
+    }
+    // The integer source goes to the state block, where fexec.ts reads it; the destination
+    // comes back from there.
+    if (i.xr !== 0) { this.get(P_S); this.get(this.xl(i.xr)); this.mem(Op.i64_store, L.HART_X + 8 * i.xr); }
+    this.i32c(i.word | 0); this.call(F_FP);
+    this.open();
+    this.exitAt(off, idx);
+    this.close();
+    if (i.xw !== 0) { this.get(P_S); this.mem(Op.i64_load, L.HART_X + 8 * i.xw); this.set(this.xl(i.xw)); }
+    if (fast) this.close(); // $done
+  }
+
+  private sys(i: Extract<Insn, { k: "sys" }>, off: number, len: number, idx: number): void {
+    // The VMM reads its operands from the state block and writes rd there (rd is stored first,
+    // so reloading it is right whatever the VMM did).
+    const regs = [...new Set([...i.reads, i.rd])].filter((x) => x !== 0);
+    for (const x of regs) { this.get(P_S); this.get(this.xl(x)); this.mem(Op.i64_store, L.HART_X + 8 * x); }
+    this.i32c(i.word | 0); this.pcAt(off); this.call(F_SYS); this.set(L_E);
+    if (i.rd !== 0) { this.get(P_S); this.mem(Op.i64_load, L.HART_X + 8 * i.rd); this.set(this.xl(i.rd)); }
+    this.get(L_E); this.i32c(L.BT_INTERP); this.op(Op.i32_eq); this.open();
+    this.exitAt(off, idx);
+    this.close();
+    // Retired unless a trap was reflected (BT_TRAPPED).
+    this.get(L_N); if (idx !== 0) { this.i64c(idx); this.op(Op.i64_add); }
+    this.get(L_E); this.i32c(L.BT_JUMP); this.op(Op.i32_le_u, Op.i64_extend_i32_u, Op.i64_add); this.set(L_N);
+    // Anything but BT_NEXT (and always after sret and ecall): leave at the pc the VMM set.
+    if (i.end) { this.leaveAtVmmPc(); return; }
+    this.get(L_E); this.open();
+    this.leaveAtVmmPc();
+    this.close();
+    this.goTo(off + len, off);
+  }
+
+  private leaveAtVmmPc(): void {
+    this.get(P_S); this.mem(Op.i64_load, L.HART_PC); this.set(L_PC); this.br(this.toExit());
+  }
+
+  // After the state is stored: if the exit chains and budget is left, find the translation of pc
+  // and leave its map slot for run().
+  private emitChain(): void {
+    const { track } = this;
+    this.get(L_CH); this.get(L_N); this.get(P_BUDGET); this.op(Op.i64_lt_s, Op.i32_and, Op.if, T_VOID);
+    this.op(Op.block, T_VOID); // $no: leave to run()
+    // An instruction on a page's last halfword may straddle it: the interpreter fetches those.
+    this.get(L_PC); this.i64c(0xfff); this.op(Op.i64_and); this.i64c(0xffe); this.op(Op.i64_ge_u); this.brIf(0);
+    this.get(L_PC); this.get(P_VPAGE); this.op(Op.i64_sub); this.i64c(4096); this.op(Op.i64_lt_u, Op.if, T_I32);
+    this.get(L_PC); this.get(P_VPAGE); this.op(Op.i64_sub, Op.i32_wrap_i64); this.i32c(this.r.base ?? 0); this.op(Op.i32_add);
+    this.op(Op.else);
+    // Another page: its fetch translation as run() finds it (mmu.ts fetchHost), or leave.
+    this.get(P_XT); this.get(L_PC); this.i64c(12); this.op(Op.i64_shr_u, Op.i32_wrap_i64); this.i32c(L.L1_ENTRIES - 1); this.op(Op.i32_and);
+    this.i32c(4); this.op(Op.i32_shl, Op.i32_add); this.tee(L_E);
+    this.mem(Op.i64_load); this.get(L_PC); this.i64c(~0xfffn); this.op(Op.i64_and); this.get(P_GEN); this.op(Op.i64_or, Op.i64_ne); this.brIf(1);
+    this.get(L_PC); this.get(L_E); this.mem(Op.i64_load, 8); this.op(Op.i64_add, Op.i32_wrap_i64);
+    this.op(Op.end);
+    this.tee(L_H);
+    // Its slot in the map (jit.ts jitSlot): key, table index, block.
+    this.i32c(1); this.op(Op.i32_shr_u); this.get(L_H); this.i32c(19); this.op(Op.i32_shr_u, Op.i32_xor); this.i32c(L.JIT_MAP_ENTRIES - 1); this.op(Op.i32_and);
+    this.i32c(4); this.op(Op.i32_shl); this.i32c(track.map!); this.op(Op.i32_add); this.tee(L_E);
+    this.mem(Op.i32_load); this.get(L_H); this.op(Op.i32_ne); this.brIf(0);
+    this.get(L_E); this.mem(Op.i32_load, 4); this.i32c(track.stub ?? -1); this.op(Op.i32_eq); this.brIf(0);
+    this.get(P_S); this.get(L_E); this.mem(Op.i32_store, L.HART_JIT_NEXT);
+    this.op(Op.end); // $no
+    this.op(Op.end);
+  }
 
   // va = rs1 + imm into L_VA; leaves on the stack whether the L1 entry of table `t` hits.
-  function emitAddr(rs1: number, imm: number, t: number, size: number): void {
-    reg(rs1); if (imm !== 0) { i64c(imm); op(Op.i64_add); } set(L_VA);
-    get(t);
-    get(L_VA); i64c(12); op(Op.i64_shr_u, Op.i32_wrap_i64); i32c(L.L1_ENTRIES - 1); op(Op.i32_and); i32c(4); op(Op.i32_shl, Op.i32_add); tee(L_E);
-    mem(Op.i64_load);
-    get(L_VA); i64c(~0xfffn | BigInt(size - 1)); op(Op.i64_and); get(P_GEN); op(Op.i64_or);
-    op(Op.i64_eq);
+  private emitAddr(rs1: number, imm: number, t: number, size: number): void {
+    this.reg(rs1); if (imm !== 0) { this.i64c(imm); this.op(Op.i64_add); } this.set(L_VA);
+    this.get(t);
+    this.get(L_VA); this.i64c(12); this.op(Op.i64_shr_u, Op.i32_wrap_i64); this.i32c(L.L1_ENTRIES - 1); this.op(Op.i32_and); this.i32c(4); this.op(Op.i32_shl, Op.i32_add); this.tee(L_E);
+    this.mem(Op.i64_load);
+    this.get(L_VA); this.i64c(~0xfffn | BigInt(size - 1)); this.op(Op.i64_and); this.get(P_GEN); this.op(Op.i64_or);
+    this.op(Op.i64_eq);
   }
 
-  // Pushes a op b (64-bit result) for the integer operations.
-  function alu(o: AluOp, a: () => void, b: () => void): void {
-    const simple: Partial<Record<AluOp, number>> = {
-      add: Op.i64_add, sub: Op.i64_sub, sll: Op.i64_shl, xor: Op.i64_xor, srl: Op.i64_shr_u, sra: Op.i64_shr_s,
-      or: Op.i64_or, and: Op.i64_and, mul: Op.i64_mul,
-    };
-    const s = simple[o];
-    if (s !== undefined) { a(); b(); op(s); return; }
+  private a(rs1: number): void { this.reg(rs1); }
+  private b(rs2: number, imm: number | bigint | undefined): void { if (imm === undefined) this.reg(rs2); else this.i64c(imm); }
+
+  // Pushes rs1 op (rs2 or imm) (64-bit result) for the integer operations.
+  private alu(o: AluOp, rs1: number, rs2: number, imm: number | bigint | undefined): void {
+    const simple = SIMPLE_ALU[o];
+    const a = (): void => this.a(rs1);
+    const b = (): void => this.b(rs2, imm);
+    if (simple !== undefined) { a(); b(); this.op(simple); return; }
     switch (o) {
-      case "slt": a(); b(); op(Op.i64_lt_s, Op.i64_extend_i32_u); return;
-      case "sltu": a(); b(); op(Op.i64_lt_u, Op.i64_extend_i32_u); return;
-      case "addw": a(); b(); op(Op.i64_add, Op.i64_extend32_s); return;
-      case "subw": a(); b(); op(Op.i64_sub, Op.i64_extend32_s); return;
-      case "mulw": a(); b(); op(Op.i64_mul, Op.i64_extend32_s); return;
-      case "sllw": a(); op(Op.i32_wrap_i64); b(); op(Op.i32_wrap_i64, Op.i32_shl, Op.i64_extend_i32_s); return;
-      case "srlw": a(); op(Op.i32_wrap_i64); b(); op(Op.i32_wrap_i64, Op.i32_shr_u, Op.i64_extend_i32_s); return;
-      case "sraw": a(); op(Op.i32_wrap_i64); b(); op(Op.i32_wrap_i64, Op.i32_shr_s, Op.i64_extend_i32_s); return;
-      case "mulhu": a(); b(); c.byte(Op.call).u32(F_MULHU); return;
-      case "mulh": case "mulhsu": {
+      case "slt": a(); b(); this.op(Op.i64_lt_s, Op.i64_extend_i32_u); return;
+      case "sltu": a(); b(); this.op(Op.i64_lt_u, Op.i64_extend_i32_u); return;
+      case "addw": a(); b(); this.op(Op.i64_add, Op.i64_extend32_s); return;
+      case "subw": a(); b(); this.op(Op.i64_sub, Op.i64_extend32_s); return;
+      case "mulw": a(); b(); this.op(Op.i64_mul, Op.i64_extend32_s); return;
+      case "sllw": a(); this.op(Op.i32_wrap_i64); b(); this.op(Op.i32_wrap_i64, Op.i32_shl, Op.i64_extend_i32_s); return;
+      case "srlw": a(); this.op(Op.i32_wrap_i64); b(); this.op(Op.i32_wrap_i64, Op.i32_shr_u, Op.i64_extend_i32_s); return;
+      case "sraw": a(); this.op(Op.i32_wrap_i64); b(); this.op(Op.i32_wrap_i64, Op.i32_shr_s, Op.i64_extend_i32_s); return;
+      case "mulhu": a(); b(); this.call(F_MULHU); return;
+      case "mulh": case "mulhsu":
         // mulhu(a, b) - (a < 0 ? b : 0) - (mulh: b < 0 ? a : 0), as cpu.ts
-        a(); b(); c.byte(Op.call).u32(F_MULHU);
-        b(); i64c(0); a(); i64c(0); op(Op.i64_lt_s, Op.select, Op.i64_sub);
-        if (o === "mulh") { a(); i64c(0); b(); i64c(0); op(Op.i64_lt_s, Op.select, Op.i64_sub); }
+        a(); b(); this.call(F_MULHU);
+        b(); this.i64c(0); a(); this.i64c(0); this.op(Op.i64_lt_s, Op.select, Op.i64_sub);
+        if (o === "mulh") { a(); this.i64c(0); b(); this.i64c(0); this.op(Op.i64_lt_s, Op.select, Op.i64_sub); }
         return;
-      }
+      default:
+        this.divRem(o, a, b);
+    }
+  }
+
+  private divRem(o: AluOp, a: () => void, b: () => void): void {
+    switch (o) {
       case "div": // b == 0: -1; b == -1: -a (MIN / -1 = MIN, which wasm would trap on)
-        b(); set(L_T); a(); set(L_VA);
-        get(L_T); op(Op.i64_eqz, Op.if, T_I64); i64c(-1);
-        op(Op.else); get(L_T); i64c(-1); op(Op.i64_eq, Op.if, T_I64); i64c(0); get(L_VA); op(Op.i64_sub);
-        op(Op.else); get(L_VA); get(L_T); op(Op.i64_div_s, Op.end, Op.end);
+        b(); this.set(L_T); a(); this.set(L_VA);
+        this.get(L_T); this.op(Op.i64_eqz, Op.if, T_I64); this.i64c(-1);
+        this.op(Op.else); this.get(L_T); this.i64c(-1); this.op(Op.i64_eq, Op.if, T_I64); this.i64c(0); this.get(L_VA); this.op(Op.i64_sub);
+        this.op(Op.else); this.get(L_VA); this.get(L_T); this.op(Op.i64_div_s, Op.end, Op.end);
         return;
       case "divu":
-        b(); set(L_T); a(); set(L_VA);
-        get(L_T); op(Op.i64_eqz, Op.if, T_I64); i64c(-1);
-        op(Op.else); get(L_VA); get(L_T); op(Op.i64_div_u, Op.end);
+        b(); this.set(L_T); a(); this.set(L_VA);
+        this.get(L_T); this.op(Op.i64_eqz, Op.if, T_I64); this.i64c(-1);
+        this.op(Op.else); this.get(L_VA); this.get(L_T); this.op(Op.i64_div_u, Op.end);
         return;
       case "rem": // b == 0: a; b == -1: 0
-        b(); set(L_T); a(); set(L_VA);
-        get(L_T); op(Op.i64_eqz, Op.if, T_I64); get(L_VA);
-        op(Op.else); get(L_T); i64c(-1); op(Op.i64_eq, Op.if, T_I64); i64c(0);
-        op(Op.else); get(L_VA); get(L_T); op(Op.i64_rem_s, Op.end, Op.end);
+        b(); this.set(L_T); a(); this.set(L_VA);
+        this.get(L_T); this.op(Op.i64_eqz, Op.if, T_I64); this.get(L_VA);
+        this.op(Op.else); this.get(L_T); this.i64c(-1); this.op(Op.i64_eq, Op.if, T_I64); this.i64c(0);
+        this.op(Op.else); this.get(L_VA); this.get(L_T); this.op(Op.i64_rem_s, Op.end, Op.end);
         return;
       case "remu":
-        b(); set(L_T); a(); set(L_VA);
-        get(L_T); op(Op.i64_eqz, Op.if, T_I64); get(L_VA);
-        op(Op.else); get(L_VA); get(L_T); op(Op.i64_rem_u, Op.end);
+        b(); this.set(L_T); a(); this.set(L_VA);
+        this.get(L_T); this.op(Op.i64_eqz, Op.if, T_I64); this.get(L_VA);
+        this.op(Op.else); this.get(L_VA); this.get(L_T); this.op(Op.i64_rem_u, Op.end);
         return;
       case "divw": case "divuw": case "remw": case "remuw": {
         // On the low 32 bits (in i64 locals, sign- or zero-extended), the result sign-extended.
         const signed = o === "divw" || o === "remw";
-        const ext = signed ? Op.i64_extend32_s : undefined;
-        b(); if (ext) op(ext); else { i64c(0xffffffff); op(Op.i64_and); } set(L_T);
-        a(); if (ext) op(ext); else { i64c(0xffffffff); op(Op.i64_and); } set(L_VA);
+        b(); if (signed) this.op(Op.i64_extend32_s); else { this.i64c(0xffffffff); this.op(Op.i64_and); } this.set(L_T);
+        a(); if (signed) this.op(Op.i64_extend32_s); else { this.i64c(0xffffffff); this.op(Op.i64_and); } this.set(L_VA);
         const isDiv = o === "divw" || o === "divuw";
-        get(L_T); op(Op.i64_eqz, Op.if, T_I64);
-        if (isDiv) i64c(-1); else get(L_VA);
-        op(Op.else);
+        this.get(L_T); this.op(Op.i64_eqz, Op.if, T_I64);
+        if (isDiv) this.i64c(-1); else this.get(L_VA);
+        this.op(Op.else);
         // For 32-bit operands in i64, MIN32 / -1 does not overflow; the result is wrapped below.
-        get(L_VA); get(L_T);
-        op(isDiv ? (signed ? Op.i64_div_s : Op.i64_div_u) : (signed ? Op.i64_rem_s : Op.i64_rem_u));
-        op(Op.end, Op.i64_extend32_s);
+        this.get(L_VA); this.get(L_T);
+        this.op(isDiv ? (signed ? Op.i64_div_s : Op.i64_div_u) : (signed ? Op.i64_rem_s : Op.i64_rem_u));
+        this.op(Op.end, Op.i64_extend32_s);
         return;
       }
       default:
@@ -440,6 +558,11 @@ export function emitRegion(r: Region, track: { dirty: number; flag: number }): E
     }
   }
 }
+
+const SIMPLE_ALU: Partial<Record<AluOp, number>> = {
+  add: Op.i64_add, sub: Op.i64_sub, sll: Op.i64_shl, xor: Op.i64_xor, srl: Op.i64_shr_u, sra: Op.i64_shr_s,
+  or: Op.i64_or, and: Op.i64_and, mul: Op.i64_mul,
+};
 
 function loadOp(size: number, signed: boolean): number {
   // The signed forms are applied after the slow path too, so the fast path uses them directly.

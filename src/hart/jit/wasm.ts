@@ -9,7 +9,7 @@ export const T_VOID = 0x40; // the empty block type
 // Opcodes (core spec 5.4), named as in the text format.
 export const Op = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d,
-  br_table: 0x0e, return: 0x0f, call: 0x10, drop: 0x1a, select: 0x1b,
+  br_table: 0x0e, return: 0x0f, call: 0x10, return_call_indirect: 0x13, drop: 0x1a, select: 0x1b,
   local_get: 0x20, local_set: 0x21, local_tee: 0x22,
   i32_load: 0x28, i64_load: 0x29, i32_load8_u: 0x2d,
   i64_load8_s: 0x30, i64_load8_u: 0x31, i64_load16_s: 0x32, i64_load16_u: 0x33, i64_load32_s: 0x34, i64_load32_u: 0x35,
@@ -101,8 +101,11 @@ export interface FuncType {
 
 export interface ModuleSpec {
   types: FuncType[];
-  // Imports in order: the shared memory first, then functions (their indices come first).
+  // Imports in order: the shared memory first, a function table, then functions (their indices
+  // come first).
   memory?: { module: string; name: string; maxPages: number };
+  table?: { module: string; name: string }; // funcref, no minimum size
+
   funcImports: { module: string; name: string; type: number }[];
   funcs: { type: number; locals: { count: number; type: number }[]; body: Bytes; export?: string }[];
 }
@@ -117,8 +120,9 @@ export function encodeModule(m: ModuleSpec): Uint8Array<ArrayBuffer> {
     types.byte(0x60).u32(t.params.length).bytes(t.params).u32(t.results.length).bytes(t.results);
   }
   section(1, types);
-  const imports = new Bytes().u32((m.memory ? 1 : 0) + m.funcImports.length);
+  const imports = new Bytes().u32((m.memory ? 1 : 0) + (m.table ? 1 : 0) + m.funcImports.length);
   if (m.memory) imports.name(m.memory.module).name(m.memory.name).byte(0x02).byte(0x03).u32(1).u32(m.memory.maxPages); // shared, min 1
+  if (m.table) imports.name(m.table.module).name(m.table.name).byte(0x01).byte(0x70).byte(0x00).u32(0); // funcref, min 0
   for (const f of m.funcImports) imports.name(f.module).name(f.name).byte(0x00).u32(f.type);
   section(2, imports);
   const funcs = new Bytes().u32(m.funcs.length);

@@ -6,7 +6,7 @@
 ;; 010: 02b5773b  remuw a4, a0, a1
 ;; 014: 00008067  ret
 (module
-  (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64) (result i64)))
+  (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)))
   (type (;1;) (func (param i64 i64) (result i64)))
   (type (;2;) (func (param i64 i32) (result i64)))
   (type (;3;) (func (param i64 i64 i32) (result i32)))
@@ -76,21 +76,21 @@
     i64.const 32
     i64.shr_u
     i64.add)
-  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64) (result i64)
-    (local i64 i64 i64 i64 i32 i32 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)
+    (local i64 i64 i64 i32 i32 i32 i64)
     local.get 0
     i64.load offset=80 align=1
-    local.set 23
+    local.set 15
     block  ;; label = @1
       loop  ;; label = @2
         block  ;; label = @3
           local.get 2
           br_table 0 (;@3;) 0 (;@3;)
         end
-        local.get 23
+        local.get 15
         i64.const 3
         i64.add
-        local.set 23
+        local.set 15
         local.get 7
         i64.const 1
         i64.add
@@ -98,15 +98,15 @@
         local.get 1
         i64.const 2
         i64.add
-        local.set 8
+        local.set 9
         br 1 (;@1;)
       end
     end
     local.get 0
-    local.get 23
+    local.get 15
     i64.store offset=80 align=1
     local.get 0
-    local.get 8
+    local.get 9
     i64.store offset=512 align=1
     local.get 7)
   (export "f0" (func 8)))

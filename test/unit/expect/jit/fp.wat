@@ -5,7 +5,7 @@
 ;; 00c: 1a21f253  fdiv.d f4, f3, f2
 ;; 010: 00008067  ret
 (module
-  (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64) (result i64)))
+  (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)))
   (type (;1;) (func (param i64 i64) (result i64)))
   (type (;2;) (func (param i64 i32) (result i64)))
   (type (;3;) (func (param i64 i64 i32) (result i32)))
@@ -75,14 +75,14 @@
     i64.const 32
     i64.shr_u
     i64.add)
-  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64) (result i64)
-    (local i64 i64 i64 i64 i32 i32 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)
+    (local i64 i64 i64 i32 i32 i32 i64 i64)
     local.get 0
     i64.load offset=8 align=1
-    local.set 14
+    local.set 15
     local.get 0
     i64.load offset=80 align=1
-    local.set 23
+    local.set 16
     block  ;; label = @1
       loop  ;; label = @2
         block  ;; label = @3
@@ -96,38 +96,38 @@
         i64.eqz
         if  ;; label = @3
           local.get 1
-          local.set 8
+          local.set 9
           br 2 (;@1;)
         end
-        local.get 23
-        local.set 9
+        local.get 16
+        local.set 10
         local.get 4
-        local.get 9
+        local.get 10
         i64.const 12
         i64.shr_u
         i32.wrap_i64
-        i32.const 1023
+        i32.const 4095
         i32.and
         i32.const 4
         i32.shl
         i32.add
-        local.tee 11
+        local.tee 12
         i64.load align=1
-        local.get 9
+        local.get 10
         i64.const -4089
         i64.and
         local.get 6
         i64.or
         i64.eq
         if (result i64)  ;; label = @3
-          local.get 9
-          local.get 11
+          local.get 10
+          local.get 12
           i64.load offset=8 align=1
           i64.add
           i32.wrap_i64
           i64.load align=1
         else
-          local.get 9
+          local.get 10
           i32.const 8
           call 0
           local.get 0
@@ -139,13 +139,13 @@
             i64.const 0
             i64.store offset=992 align=1
             local.get 1
-            local.set 8
+            local.set 9
             br 3 (;@1;)
           end
         end
-        local.set 10
+        local.set 11
         local.get 0
-        local.get 10
+        local.get 11
         i64.store offset=264 align=1
         local.get 0
         local.get 0
@@ -166,7 +166,7 @@
           local.get 1
           i64.const 4
           i64.add
-          local.set 8
+          local.set 9
           br 2 (;@1;)
         end
         block  ;; label = @3
@@ -183,12 +183,12 @@
             local.get 0
             i64.load offset=264 align=1
             call 3
-            local.tee 10
+            local.tee 11
             i64.const 9218868437227405313
             i64.eq
             br_if 0 (;@4;)
             local.get 0
-            local.get 10
+            local.get 11
             i64.store offset=272 align=1
             local.get 0
             local.get 0
@@ -208,7 +208,7 @@
             local.get 1
             i64.const 4
             i64.add
-            local.set 8
+            local.set 9
             br 3 (;@1;)
           end
         end
@@ -225,7 +225,7 @@
           local.get 1
           i64.const 8
           i64.add
-          local.set 8
+          local.set 9
           br 2 (;@1;)
         end
         block  ;; label = @3
@@ -237,12 +237,12 @@
             local.get 0
             i64.load offset=272 align=1
             call 5
-            local.tee 10
+            local.tee 11
             i64.const 9218868437227405313
             i64.eq
             br_if 0 (;@4;)
             local.get 0
-            local.get 10
+            local.get 11
             i64.store offset=280 align=1
             local.get 0
             local.get 0
@@ -262,7 +262,7 @@
             local.get 1
             i64.const 8
             i64.add
-            local.set 8
+            local.set 9
             br 3 (;@1;)
           end
         end
@@ -276,24 +276,105 @@
           local.get 1
           i64.const 12
           i64.add
-          local.set 8
+          local.set 9
           br 2 (;@1;)
         end
-        local.get 14
+        local.get 15
         i64.const 0
         i64.add
         i64.const -2
         i64.and
-        local.set 8
+        local.set 9
         local.get 7
         i64.const 5
         i64.add
         local.set 7
+        i32.const 1
+        local.set 14
         br 1 (;@1;)
       end
     end
     local.get 0
-    local.get 8
+    local.get 9
     i64.store offset=512 align=1
+    local.get 14
+    local.get 7
+    local.get 3
+    i64.lt_s
+    i32.and
+    if  ;; label = @1
+      block  ;; label = @2
+        local.get 9
+        i64.const 4095
+        i64.and
+        i64.const 4094
+        i64.ge_u
+        br_if 0 (;@2;)
+        local.get 9
+        local.get 1
+        i64.sub
+        i64.const 4096
+        i64.lt_u
+        if (result i32)  ;; label = @3
+          local.get 9
+          local.get 1
+          i64.sub
+          i32.wrap_i64
+          i32.const -2145386496
+          i32.add
+        else
+          local.get 8
+          local.get 9
+          i64.const 12
+          i64.shr_u
+          i32.wrap_i64
+          i32.const 4095
+          i32.and
+          i32.const 4
+          i32.shl
+          i32.add
+          local.tee 12
+          i64.load align=1
+          local.get 9
+          i64.const -4096
+          i64.and
+          local.get 6
+          i64.or
+          i64.ne
+          br_if 1 (;@2;)
+          local.get 9
+          local.get 12
+          i64.load offset=8 align=1
+          i64.add
+          i32.wrap_i64
+        end
+        local.tee 13
+        i32.const 1
+        i32.shr_u
+        local.get 13
+        i32.const 19
+        i32.shr_u
+        i32.xor
+        i32.const 262143
+        i32.and
+        i32.const 4
+        i32.shl
+        i32.const 4194304
+        i32.add
+        local.tee 12
+        i32.load align=1
+        local.get 13
+        i32.ne
+        br_if 0 (;@2;)
+        local.get 12
+        i32.load offset=4 align=1
+        i32.const 3
+        i32.eq
+        br_if 0 (;@2;)
+        local.get 0
+        local.get 12
+        i32.store offset=1024 align=1
+      end
+    end
     local.get 7)
   (export "f0" (func 8)))

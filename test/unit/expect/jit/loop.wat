@@ -4,7 +4,7 @@
 ;; 008: fec51ce3  bne a0, a2, -8
 ;; 00c: 00008067  ret
 (module
-  (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64) (result i64)))
+  (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)))
   (type (;1;) (func (param i64 i64) (result i64)))
   (type (;2;) (func (param i64 i32) (result i64)))
   (type (;3;) (func (param i64 i64 i32) (result i32)))
@@ -74,20 +74,20 @@
     i64.const 32
     i64.shr_u
     i64.add)
-  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64) (result i64)
-    (local i64 i64 i64 i64 i32 i32 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)
+    (local i64 i64 i64 i32 i32 i32 i64 i64 i64 i64)
     local.get 0
     i64.load offset=8 align=1
-    local.set 14
+    local.set 15
     local.get 0
     i64.load offset=80 align=1
-    local.set 23
+    local.set 16
     local.get 0
     i64.load offset=88 align=1
-    local.set 24
+    local.set 17
     local.get 0
     i64.load offset=96 align=1
-    local.set 25
+    local.set 18
     block  ;; label = @1
       loop  ;; label = @2
         block  ;; label = @3
@@ -95,20 +95,20 @@
             local.get 2
             br_table 0 (;@4;) 1 (;@3;) 0 (;@4;)
           end
-          local.get 23
+          local.get 16
           i64.const 1
           i64.add
-          local.set 23
-          local.get 24
-          local.get 23
+          local.set 16
+          local.get 17
+          local.get 16
           i64.add
-          local.set 24
+          local.set 17
           local.get 7
           i64.const 3
           i64.add
           local.set 7
-          local.get 23
-          local.get 25
+          local.get 16
+          local.get 18
           i64.ne
           if  ;; label = @4
             local.get 7
@@ -116,7 +116,7 @@
             i64.ge_s
             if  ;; label = @5
               local.get 1
-              local.set 8
+              local.set 9
               br 4 (;@1;)
             end
             i32.const 0
@@ -124,27 +124,108 @@
             br 2 (;@2;)
           end
         end
-        local.get 14
+        local.get 15
         i64.const 0
         i64.add
         i64.const -2
         i64.and
-        local.set 8
+        local.set 9
         local.get 7
         i64.const 1
         i64.add
         local.set 7
+        i32.const 1
+        local.set 14
         br 1 (;@1;)
       end
     end
     local.get 0
-    local.get 23
+    local.get 16
     i64.store offset=80 align=1
     local.get 0
-    local.get 24
+    local.get 17
     i64.store offset=88 align=1
     local.get 0
-    local.get 8
+    local.get 9
     i64.store offset=512 align=1
+    local.get 14
+    local.get 7
+    local.get 3
+    i64.lt_s
+    i32.and
+    if  ;; label = @1
+      block  ;; label = @2
+        local.get 9
+        i64.const 4095
+        i64.and
+        i64.const 4094
+        i64.ge_u
+        br_if 0 (;@2;)
+        local.get 9
+        local.get 1
+        i64.sub
+        i64.const 4096
+        i64.lt_u
+        if (result i32)  ;; label = @3
+          local.get 9
+          local.get 1
+          i64.sub
+          i32.wrap_i64
+          i32.const -2145386496
+          i32.add
+        else
+          local.get 8
+          local.get 9
+          i64.const 12
+          i64.shr_u
+          i32.wrap_i64
+          i32.const 4095
+          i32.and
+          i32.const 4
+          i32.shl
+          i32.add
+          local.tee 12
+          i64.load align=1
+          local.get 9
+          i64.const -4096
+          i64.and
+          local.get 6
+          i64.or
+          i64.ne
+          br_if 1 (;@2;)
+          local.get 9
+          local.get 12
+          i64.load offset=8 align=1
+          i64.add
+          i32.wrap_i64
+        end
+        local.tee 13
+        i32.const 1
+        i32.shr_u
+        local.get 13
+        i32.const 19
+        i32.shr_u
+        i32.xor
+        i32.const 262143
+        i32.and
+        i32.const 4
+        i32.shl
+        i32.const 4194304
+        i32.add
+        local.tee 12
+        i32.load align=1
+        local.get 13
+        i32.ne
+        br_if 0 (;@2;)
+        local.get 12
+        i32.load offset=4 align=1
+        i32.const 3
+        i32.eq
+        br_if 0 (;@2;)
+        local.get 0
+        local.get 12
+        i32.store offset=1024 align=1
+      end
+    end
     local.get 7)
   (export "f0" (func 8)))

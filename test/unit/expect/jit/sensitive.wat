@@ -5,7 +5,7 @@
 ;; 00c: 10200073  sret
 ;; 010: 00000073  ecall
 (module
-  (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64) (result i64)))
+  (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)))
   (type (;1;) (func (param i64 i64) (result i64)))
   (type (;2;) (func (param i64 i32) (result i64)))
   (type (;3;) (func (param i64 i64 i32) (result i32)))
@@ -75,17 +75,17 @@
     i64.const 32
     i64.shr_u
     i64.add)
-  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64) (result i64)
-    (local i64 i64 i64 i64 i32 i32 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)
+    (local i64 i64 i64 i32 i32 i32 i64 i64 i64)
     local.get 0
     i64.load offset=40 align=1
-    local.set 18
+    local.set 15
     local.get 0
     i64.load offset=48 align=1
-    local.set 19
+    local.set 16
     local.get 0
     i64.load offset=80 align=1
-    local.set 23
+    local.set 17
     block  ;; label = @1
       loop  ;; label = @2
         block  ;; label = @3
@@ -96,75 +96,75 @@
                 br_table 0 (;@6;) 1 (;@5;) 2 (;@4;) 3 (;@3;) 0 (;@6;)
               end
               local.get 0
-              local.get 19
+              local.get 16
               i64.store offset=48 align=1
               local.get 0
-              local.get 18
+              local.get 15
               i64.store offset=40 align=1
               i32.const 268641011
               local.get 1
               call 6
-              local.set 11
+              local.set 12
               local.get 0
               i64.load offset=40 align=1
-              local.set 18
-              local.get 11
+              local.set 15
+              local.get 12
               i32.const 1
               i32.eq
               if  ;; label = @6
                 local.get 1
-                local.set 8
+                local.set 9
                 br 5 (;@1;)
               end
               local.get 7
-              local.get 11
+              local.get 12
               i32.const 2
               i32.le_u
               i64.extend_i32_u
               i64.add
               local.set 7
-              local.get 11
+              local.get 12
               if  ;; label = @6
                 local.get 0
                 i64.load offset=512 align=1
-                local.set 8
+                local.set 9
                 br 5 (;@1;)
               end
             end
             local.get 0
-            local.get 23
+            local.get 17
             i64.store offset=80 align=1
             i32.const 336602483
             local.get 1
             i64.const 4
             i64.add
             call 6
-            local.set 11
+            local.set 12
             local.get 0
             i64.load offset=80 align=1
-            local.set 23
-            local.get 11
+            local.set 17
+            local.get 12
             i32.const 1
             i32.eq
             if  ;; label = @5
               local.get 1
               i64.const 4
               i64.add
-              local.set 8
+              local.set 9
               br 4 (;@1;)
             end
             local.get 7
-            local.get 11
+            local.get 12
             i32.const 2
             i32.le_u
             i64.extend_i32_u
             i64.add
             local.set 7
-            local.get 11
+            local.get 12
             if  ;; label = @5
               local.get 0
               i64.load offset=512 align=1
-              local.set 8
+              local.set 9
               br 4 (;@1;)
             end
           end
@@ -173,29 +173,29 @@
           i64.const 8
           i64.add
           call 6
-          local.set 11
-          local.get 11
+          local.set 12
+          local.get 12
           i32.const 1
           i32.eq
           if  ;; label = @4
             local.get 1
             i64.const 8
             i64.add
-            local.set 8
+            local.set 9
             br 3 (;@1;)
           end
           local.get 7
-          local.get 11
+          local.get 12
           i32.const 2
           i32.le_u
           i64.extend_i32_u
           i64.add
           local.set 7
-          local.get 11
+          local.get 12
           if  ;; label = @4
             local.get 0
             i64.load offset=512 align=1
-            local.set 8
+            local.set 9
             br 3 (;@1;)
           end
         end
@@ -204,19 +204,19 @@
         i64.const 12
         i64.add
         call 6
-        local.set 11
-        local.get 11
+        local.set 12
+        local.get 12
         i32.const 1
         i32.eq
         if  ;; label = @3
           local.get 1
           i64.const 12
           i64.add
-          local.set 8
+          local.set 9
           br 2 (;@1;)
         end
         local.get 7
-        local.get 11
+        local.get 12
         i32.const 2
         i32.le_u
         i64.extend_i32_u
@@ -224,18 +224,18 @@
         local.set 7
         local.get 0
         i64.load offset=512 align=1
-        local.set 8
+        local.set 9
         br 1 (;@1;)
       end
     end
     local.get 0
-    local.get 18
+    local.get 15
     i64.store offset=40 align=1
     local.get 0
-    local.get 23
+    local.get 17
     i64.store offset=80 align=1
     local.get 0
-    local.get 8
+    local.get 9
     i64.store offset=512 align=1
     local.get 7)
   (export "f0" (func 8)))
