@@ -17,3 +17,8 @@ export function ringvisor(args: string[], input?: string, timeoutMs = 120_000, e
   const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8", timeout: timeoutMs, env: env ? { ...process.env, ...env } : undefined });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+// The translator's own tests run programs of a few hundred thousand instructions, too short for
+// code to reach the default hotness threshold (JIT_HOT_THRESHOLD, set for real guests): they
+// translate after this many samples instead, so their hot loops do run translated.
+export const TEST_JIT_THRESHOLD = 16;

@@ -133,7 +133,7 @@ export const JIT_MAP_ENTRIES = 262144; // 4 MiB: a booted Debian kernel has abou
 export const JIT_MAP_ENTRY_BYTES = 16; // u32 key (machine address), u32 table index, u32 block, u32 spare
 export const JIT_HOT_ENTRIES = 16384;
 export const JIT_HOT_ENTRY_BYTES = 8; // u32 key, i32 count
-export const JIT_HOT_THRESHOLD = 16; // samples (one per JIT_TICK taken branches) before a translation
+export const JIT_HOT_THRESHOLD = 1024; // samples (one per JIT_TICK taken branches) before a translation
 export const JIT_TICK = 16; // taken branches between the interpreter's looks for translated code
 // What translated code's call of a sensitive instruction (the `hart.sys` import: the VMM's btSys,
 // src/vmm/asm/vcpu.ts, under --virt bt) answers, and so how the code goes on:

@@ -25,6 +25,7 @@ export interface BareOptions {
   out?: (bytes: Uint8Array) => void;
   markers?: boolean; // record each marker instruction (slti x0, x0, 0x7a5)
   jit?: boolean | "eager"; // translate hot code (src/hart/jit; default on), or all code (eager)
+  jitThreshold?: number; // samples before hot code is translated (tests of the translator lower it)
 }
 
 export interface BareMarker {
@@ -55,7 +56,7 @@ export class BareMachine {
     const memBytes = opts.memBytes ?? 64 << 20;
     this.mem = new MachineMemory(memBytes + L.HART_STATE_BYTES + JIT_REGION_BYTES + (2 << 20));
     const jit = opts.jit ?? true;
-    const wasm = instantiateHart(this.mem, jit !== false ? this.mem.allocHost(JIT_REGION_BYTES / 4096) : undefined, { eager: jit === "eager" });
+    const wasm = instantiateHart(this.mem, jit !== false ? this.mem.allocHost(JIT_REGION_BYTES / 4096) : undefined, { eager: jit === "eager", threshold: opts.jitThreshold });
     this.jit = jitOf(wasm);
     const hartBase = this.mem.allocContiguous(L.HART_STATE_BYTES / 4096);
     this.ramOffset = this.mem.allocContiguous(memBytes / 4096, 16);

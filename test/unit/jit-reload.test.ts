@@ -7,6 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BareMachine } from "../../src/vm/bare.js";
+import { TEST_JIT_THRESHOLD } from "../helpers.js";
 import { Asm, CSR, X, elf64, encAluI, encAluR, encCsr, encStore } from "./rv-asm.js";
 
 const BOOT = 0x8000_0000;
@@ -74,7 +75,7 @@ const differing = (): number[] => {
 interface Step { exitCode: number; instructions: bigint; translatedInsns: number; invalidated: number; translations: number }
 
 function runBoth(jit: boolean): { a: Step; b: Step } {
-  const m = new BareMachine({ jit, memBytes: MEM_BYTES, maxInstructions: 10_000_000, out: () => {} });
+  const m = new BareMachine({ jit, jitThreshold: TEST_JIT_THRESHOLD, memBytes: MEM_BYTES, maxInstructions: 10_000_000, out: () => {} });
   const step = (elf: Uint8Array, name: string, before: { instret: bigint; translated: number }): Step => {
     m.load(elf, name);
     const r = m.run();

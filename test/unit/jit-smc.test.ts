@@ -7,6 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BareMachine } from "../../src/vm/bare.js";
+import { TEST_JIT_THRESHOLD } from "../helpers.js";
 import { jitOf } from "../../src/hart/hart.js";
 import type { Jit } from "../../src/hart/jit/cache.js";
 import { Asm, C, CSR, X, elf64, encAluI, encAluR, encCsr, encJalr, encStore, FENCE_I } from "./rv-asm.js";
@@ -79,7 +80,7 @@ interface Run {
 // Runs the program; with the translator on, records the translations before and after each
 // fence.i and how many the fence.i dropped.
 function run(elf: Uint8Array, jitOn: boolean): Run {
-  const m = new BareMachine({ jit: jitOn, memBytes: MEM_BYTES, maxInstructions: 50_000_000, out: () => {} });
+  const m = new BareMachine({ jit: jitOn, jitThreshold: TEST_JIT_THRESHOLD, memBytes: MEM_BYTES, maxInstructions: 50_000_000, out: () => {} });
   const fences: Fence[] = [];
   const jit = jitOf(m.hart.wasm);
   if (jit) {

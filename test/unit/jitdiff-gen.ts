@@ -36,6 +36,7 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BareMachine } from "../../src/vm/bare.js";
+import { TEST_JIT_THRESHOLD } from "../helpers.js";
 import { Exit, jitOf } from "../../src/hart/hart.js";
 import * as L from "../../src/hart/layout.js";
 import {
@@ -678,7 +679,7 @@ function outcome(m: BareMachine, exitCode: number, output: string): Outcome {
 
 function machine(elf: Uint8Array, jit: boolean, name: string): { m: BareMachine; out: { text: string } } {
   const out = { text: "" };
-  const m = new BareMachine({ jit, memBytes: MEM_BYTES, maxInstructions: 20_000_000, out: (b) => { out.text += Buffer.from(b).toString("latin1"); } });
+  const m = new BareMachine({ jit, jitThreshold: TEST_JIT_THRESHOLD, memBytes: MEM_BYTES, maxInstructions: 20_000_000, out: (b) => { out.text += Buffer.from(b).toString("latin1"); } });
   m.load(elf, name);
   return { m, out };
 }

@@ -10,7 +10,7 @@ import { MISA_VALUE } from "./csr";
 import { pendingInterrupt } from "./trap";
 
 export { run, mmioDone, hostTrap } from "./cpu";
-export { jitSetup, jitSetQuiet, jitSetEager, jitLoad, jitStore, jitFp, jitAddD, jitMulD, jitFmaD } from "./jit";
+export { jitSetup, jitSetQuiet, jitSetHotness, jitLoad, jitStore, jitFp, jitAddD, jitMulD, jitFmaD } from "./jit";
 
 // Put the hart at `state` into its reset state (privileged spec 3.4): M-mode, everything zero
 // except what the spec fixes; pc and the RAM window are the host's to set afterwards.

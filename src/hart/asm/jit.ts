@@ -29,14 +29,15 @@ export let jitQuiet: bool = false;
 export function jitSetQuiet(quiet: bool): void { jitQuiet = quiet; }
 export let jitHot: usize = 0;
 // Samples before code is translated, and taken branches between the interpreter's looks for
-// translated code: JIT_HOT_THRESHOLD and JIT_TICK, or 1 and 1 in eager mode (--jit eager:
-// everything is translated the first time it runs, which tests use to run nearly all code
-// translated).
+// translated code, set by the translator (cache.ts): JIT_HOT_THRESHOLD and JIT_TICK, a lower
+// threshold in the translator's own tests (whose programs are short), or 1 and 1 in eager mode
+// (--jit eager: everything is translated the first time it runs, which tests use to run nearly
+// all code translated).
 export let jitThreshold: i32 = JIT_HOT_THRESHOLD;
 export let jitTick: i32 = JIT_TICK;
-export function jitSetEager(eager: bool): void {
-  jitThreshold = eager ? 1 : JIT_HOT_THRESHOLD;
-  jitTick = eager ? 1 : JIT_TICK;
+export function jitSetHotness(threshold: i32, tick: i32): void {
+  jitThreshold = threshold;
+  jitTick = tick;
 }
 // One byte per machine frame: CODE_TRANSLATED once a translator has translated code in it,
 // CODE_WRITTEN added by the first store after that. `codeFlag`: a u32 set to 1 by such a store,

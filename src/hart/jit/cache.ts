@@ -26,12 +26,12 @@
 import { writeFileSync } from "node:fs";
 import * as L from "../layout.js";
 import { Bytes, encodeModule, Op, T_I32, T_I64, type ModuleSpec } from "./wasm.js";
-import { emitMulhu, emitRegion, findRegion, FN_PARAMS, FN_RESULTS, type CodeEnv, type Region } from "./codegen.js";
+import { CHAIN_PARAMS, CHAIN_RESULTS, emitChainLookup, emitMulhu, emitRegion, findRegion, FN_PARAMS, FN_RESULTS, type CodeEnv, type Region } from "./codegen.js";
 
 export interface JitExports {
   table: WebAssembly.Table;
   jitSetup(map: number, hot: number, dirty: number, flag: number): void;
-  jitSetEager(eager: number): void;
+  jitSetHotness(threshold: number, tick: number): void;
   jitLoad: (...a: never[]) => unknown;
   jitStore: (...a: never[]) => unknown;
   jitFp: (...a: never[]) => unknown;
@@ -45,6 +45,7 @@ export interface JitOptions {
   maxTranslations?: number; // the cache's bound: the oldest are evicted beyond it
   maxCodeBytes?: number;
   eager?: boolean; // translate code the first time it runs (--jit eager), not once it is hot
+  threshold?: number; // samples before code is translated (JIT_HOT_THRESHOLD); tests lower it
 }
 
 export interface JitStats {
@@ -80,10 +81,13 @@ const DEFAULT_MAX_CODE_BYTES = 96 << 20;
 const CODE_TRANSLATED = 1; // the code map's bits (src/hart/asm/jit.ts)
 const CODE_WRITTEN = 2;
 
-// The module of a batch of regions: mulhu first, then one exported function f<i> per region,
+// The module of a batch of regions: mulhu and the chain lookup first, then one exported function f<i> per region,
 // importing the hart's slow paths (codegen.ts F_*).
 export function translationModule(regions: Region[], track: CodeEnv): Uint8Array {
-  const funcs: ModuleSpec["funcs"] = [{ type: 1, locals: [{ count: 3, type: T_I64 }], body: emitMulhu() }];
+  const funcs: ModuleSpec["funcs"] = [
+    { type: 1, locals: [{ count: 3, type: T_I64 }], body: emitMulhu() },
+    { type: 7, locals: [{ count: 2, type: T_I32 }], body: emitChainLookup(track) },
+  ];
   regions.forEach((r, i) => {
     const fn = emitRegion(r, track);
     funcs.push({ type: 0, locals: fn.locals, body: fn.body, export: `f${i}` });
@@ -91,7 +95,7 @@ export function translationModule(regions: Region[], track: CodeEnv): Uint8Array
   const t = (params: number[], results: number[]): { params: number[]; results: number[] } => ({ params, results });
   return encodeModule({
     types: [t(FN_PARAMS, FN_RESULTS), t([T_I64, T_I64], [T_I64]), t([T_I64, T_I32], [T_I64]), t([T_I64, T_I64, T_I32], [T_I32]),
-      t([T_I32], [T_I32]), t([T_I64, T_I64, T_I64], [T_I64]), t([T_I32, T_I64], [T_I32])],
+      t([T_I32], [T_I32]), t([T_I64, T_I64, T_I64], [T_I64]), t([T_I32, T_I64], [T_I32]), t(CHAIN_PARAMS, CHAIN_RESULTS)],
     memory: { module: "env", name: "memory", maxPages: 65536 },
     funcImports: [{ module: "hart", name: "load", type: 2 }, { module: "hart", name: "store", type: 3 }, { module: "hart", name: "fp", type: 4 },
       { module: "hart", name: "addD", type: 1 }, { module: "hart", name: "mulD", type: 1 }, { module: "hart", name: "fmaD", type: 5 },
@@ -120,6 +124,7 @@ export class Jit {
   // A function that retires nothing: the map sends addresses that start with an instruction the
   // translator leaves to the interpreter here, so that they are not counted and retried.
   private readonly stubIndex: number;
+  private readonly threshold: number;
 
   // `region`: JIT_REGION_BYTES of machine memory this thread owns (map, then hotness table).
   constructor(
@@ -137,7 +142,8 @@ export class Jit {
     this.imports = { env: { memory }, hart: { load: wasm.jitLoad, store: wasm.jitStore, fp: wasm.jitFp, addD: wasm.jitAddD, mulD: wasm.jitMulD, fmaD: wasm.jitFmaD, sys: wasm.btSys } };
     this.validGenEpoch = Atomics.load(this.u32(), track.genEpoch / 4);
     wasm.jitSetup(this.mapBase, this.hotBase, track.dirty, track.flag);
-    wasm.jitSetEager(opts.eager ? 1 : 0);
+    this.threshold = opts.eager ? 1 : opts.threshold ?? L.JIT_HOT_THRESHOLD;
+    wasm.jitSetHotness(this.threshold, opts.eager ? 1 : L.JIT_TICK);
     const stub = new WebAssembly.Instance(new WebAssembly.Module(encodeModule({
       types: [{ params: FN_PARAMS, results: FN_RESULTS }],
       funcImports: [],
@@ -201,7 +207,7 @@ export class Jit {
     for (let i = 0; i < L.JIT_HOT_ENTRIES && out.length < BATCH - 1; i++) {
       const key = v.getUint32(i * L.JIT_HOT_ENTRY_BYTES, true);
       const count = v.getInt32(i * L.JIT_HOT_ENTRY_BYTES + 4, true);
-      if (key === 0 || key === h || count < L.JIT_HOT_THRESHOLD / 2) continue;
+      if (key === 0 || key === h || count < this.threshold / 2) continue;
       if (map[this.slot(key) / 4] === key) continue;
       out.push(key);
     }

@@ -15,8 +15,9 @@
 // so the interpreter executes it and takes the trap or exit with precise state.
 //
 // Chaining: where a region ends in an ordinary jump (a branch or jal out of the region, jalr, the
-// page's end), the function looks the next pc up itself: on its own page by the frame it was
-// translated from, elsewhere through the fetch TLB, then in the translation map (jit.ts), and
+// page's end), the function looks the next pc up itself (the module's chain lookup function): on
+// its own page by the frame it was translated from, elsewhere through the fetch TLB, then in the
+// translation map (jit.ts), and
 // leaves the map slot it found in the state block (HART_JIT_NEXT); run() calls that at once,
 // with the same tables and the count so far, without its own checks and lookups. So guest code
 // that moves between pages and regions runs translated call after call until the budget is
@@ -132,7 +133,11 @@ export const FN_PARAMS = [T_I32, T_I64, T_I32, T_I64, T_I32, T_I32, T_I64, T_I64
 export const FN_RESULTS = [T_I64];
 // Function indices in the module: imports first.
 export const F_LOAD = 0, F_STORE = 1, F_FP = 2, F_ADDD = 3, F_MULD = 4, F_FMAD = 5, F_SYS = 6; // imports
-export const F_MULHU = 7; // every module has mulhu first, then its regions
+export const F_MULHU = 7; // every module has mulhu first, the chain lookup second, then its regions
+export const F_CHAIN = 8;
+// The chain lookup's type: (pc, vpage, page's machine address, fetch TLB, L1 generation) -> slot.
+export const CHAIN_PARAMS = [T_I64, T_I64, T_I32, T_I32, T_I64];
+export const CHAIN_RESULTS = [T_I32];
 const FAST_MISS = 0x7ff0000000000001n; // fpu.ts F64_FAST_MISS
 const MS_FS = 3n << 13n, MS_SD = -(1n << 63n); // mstatus.FS, mstatus.SD (as i64)
 
@@ -446,31 +451,12 @@ class RegionEmitter {
     this.get(P_S); this.mem(Op.i64_load, L.HART_PC); this.set(L_PC); this.br(this.toExit());
   }
 
-  // After the state is stored: if the exit chains and budget is left, find the translation of pc
-  // and leave its map slot for run().
+  // After the state is stored: if the exit chains and budget is left, leave the map slot of pc's
+  // translation (or 0) for run(). The lookup is the module's one function (emitChainLookup).
   private emitChain(): void {
-    const { track } = this;
     this.get(L_CH); this.get(L_N); this.get(P_BUDGET); this.op(Op.i64_lt_s, Op.i32_and, Op.if, T_VOID);
-    this.op(Op.block, T_VOID); // $no: leave to run()
-    // An instruction on a page's last halfword may straddle it: the interpreter fetches those.
-    this.get(L_PC); this.i64c(0xfff); this.op(Op.i64_and); this.i64c(0xffe); this.op(Op.i64_ge_u); this.brIf(0);
-    this.get(L_PC); this.get(P_VPAGE); this.op(Op.i64_sub); this.i64c(4096); this.op(Op.i64_lt_u, Op.if, T_I32);
-    this.get(L_PC); this.get(P_VPAGE); this.op(Op.i64_sub, Op.i32_wrap_i64); this.i32c(this.r.base ?? 0); this.op(Op.i32_add);
-    this.op(Op.else);
-    // Another page: its fetch translation as run() finds it (mmu.ts fetchHost), or leave.
-    this.get(P_XT); this.get(L_PC); this.i64c(12); this.op(Op.i64_shr_u, Op.i32_wrap_i64); this.i32c(L.L1_ENTRIES - 1); this.op(Op.i32_and);
-    this.i32c(4); this.op(Op.i32_shl, Op.i32_add); this.tee(L_E);
-    this.mem(Op.i64_load); this.get(L_PC); this.i64c(~0xfffn); this.op(Op.i64_and); this.get(P_GEN); this.op(Op.i64_or, Op.i64_ne); this.brIf(1);
-    this.get(L_PC); this.get(L_E); this.mem(Op.i64_load, 8); this.op(Op.i64_add, Op.i32_wrap_i64);
-    this.op(Op.end);
-    this.tee(L_H);
-    // Its slot in the map (jit.ts jitSlot): key, table index, block.
-    this.i32c(1); this.op(Op.i32_shr_u); this.get(L_H); this.i32c(19); this.op(Op.i32_shr_u, Op.i32_xor); this.i32c(L.JIT_MAP_ENTRIES - 1); this.op(Op.i32_and);
-    this.i32c(4); this.op(Op.i32_shl); this.i32c(track.map!); this.op(Op.i32_add); this.tee(L_E);
-    this.mem(Op.i32_load); this.get(L_H); this.op(Op.i32_ne); this.brIf(0);
-    this.get(L_E); this.mem(Op.i32_load, 4); this.i32c(track.stub ?? -1); this.op(Op.i32_eq); this.brIf(0);
-    this.get(P_S); this.get(L_E); this.mem(Op.i32_store, L.HART_JIT_NEXT);
-    this.op(Op.end); // $no
+    this.get(P_S); this.get(L_PC); this.get(P_VPAGE); this.i32c(this.r.base ?? 0); this.get(P_XT); this.get(P_GEN); this.call(F_CHAIN);
+    this.mem(Op.i32_store, L.HART_JIT_NEXT);
     this.op(Op.end);
   }
 
@@ -609,6 +595,42 @@ export function emitMulhu(): Bytes {
   hi(LL); lo(LH); c.byte(Op.i64_add); lo(HL); c.byte(Op.i64_add);
   c.byte(Op.i64_const).s64(32n).byte(Op.i64_shr_u);
   c.byte(Op.i64_add);
+  return c;
+}
+
+// The module-local chain lookup (see the top of this file): the map slot of the translation of
+// pc, or 0 when pc is on a page's last halfword (an instruction there may straddle it: the
+// interpreter fetches those), its page has no fetch translation in the TLB, nothing is
+// translated there, or only the stub.
+export function emitChainLookup(env: CodeEnv): Bytes {
+  const c = new Bytes();
+  const PC = 0, VPAGE = 1, BASE = 2, XT = 3, GEN = 4, H = 5, E = 6; // params, then i32 locals
+  const get = (l: number): void => { c.byte(Op.local_get).u32(l); };
+  const tee = (l: number): void => { c.byte(Op.local_tee).u32(l); };
+  const i64c = (v: number | bigint): void => { c.byte(Op.i64_const).s64(BigInt(v)); };
+  const i32c = (v: number): void => { c.byte(Op.i32_const).s32(v); };
+  const mem = (o: number, off = 0): void => { c.byte(o).u32(0).u32(off); };
+  c.byte(Op.block).byte(T_VOID); // $no
+  get(PC); i64c(0xfff); c.byte(Op.i64_and); i64c(0xffe); c.byte(Op.i64_ge_u).byte(Op.br_if).u32(0);
+  // On the same page: by the frame the region was translated from.
+  get(PC); get(VPAGE); c.byte(Op.i64_sub); i64c(4096); c.byte(Op.i64_lt_u).byte(Op.if).byte(T_I32);
+  get(PC); get(VPAGE); c.byte(Op.i64_sub).byte(Op.i32_wrap_i64); get(BASE); c.byte(Op.i32_add);
+  c.byte(Op.else);
+  // Another page: its fetch translation as run() finds it (mmu.ts fetchHost).
+  get(XT); get(PC); i64c(12); c.byte(Op.i64_shr_u).byte(Op.i32_wrap_i64); i32c(L.L1_ENTRIES - 1); c.byte(Op.i32_and);
+  i32c(4); c.byte(Op.i32_shl).byte(Op.i32_add); tee(E);
+  mem(Op.i64_load); get(PC); i64c(~0xfffn); c.byte(Op.i64_and); get(GEN); c.byte(Op.i64_or).byte(Op.i64_ne).byte(Op.br_if).u32(1);
+  get(PC); get(E); mem(Op.i64_load, 8); c.byte(Op.i64_add).byte(Op.i32_wrap_i64);
+  c.byte(Op.end);
+  tee(H);
+  // Its slot in the map (jit.ts jitSlot): key, table index, block.
+  i32c(1); c.byte(Op.i32_shr_u); get(H); i32c(19); c.byte(Op.i32_shr_u).byte(Op.i32_xor); i32c(L.JIT_MAP_ENTRIES - 1); c.byte(Op.i32_and);
+  i32c(4); c.byte(Op.i32_shl); i32c(env.map ?? 0); c.byte(Op.i32_add); tee(E);
+  mem(Op.i32_load); get(H); c.byte(Op.i32_ne).byte(Op.br_if).u32(0);
+  get(E); mem(Op.i32_load, 4); i32c(env.stub ?? -1); c.byte(Op.i32_eq).byte(Op.br_if).u32(0);
+  get(E); c.byte(Op.return);
+  c.byte(Op.end); // $no
+  i32c(0);
   return c;
 }
 

@@ -11,6 +11,7 @@
   (type (;4;) (func (param i32) (result i32)))
   (type (;5;) (func (param i64 i64 i64) (result i64)))
   (type (;6;) (func (param i32 i64) (result i32)))
+  (type (;7;) (func (param i64 i64 i32 i32 i64) (result i32)))
   (import "env" "memory" (memory (;0;) 1 65536 shared))
   (import "hart" "load" (func (;0;) (type 2)))
   (import "hart" "store" (func (;1;) (type 3)))
@@ -74,7 +75,81 @@
     i64.const 32
     i64.shr_u
     i64.add)
-  (func (;8;) (type 0) (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)
+  (func (;8;) (type 7) (param i64 i64 i32 i32 i64) (result i32)
+    (local i32 i32)
+    block  ;; label = @1
+      local.get 0
+      i64.const 4095
+      i64.and
+      i64.const 4094
+      i64.ge_u
+      br_if 0 (;@1;)
+      local.get 0
+      local.get 1
+      i64.sub
+      i64.const 4096
+      i64.lt_u
+      if (result i32)  ;; label = @2
+        local.get 0
+        local.get 1
+        i64.sub
+        i32.wrap_i64
+        local.get 2
+        i32.add
+      else
+        local.get 3
+        local.get 0
+        i64.const 12
+        i64.shr_u
+        i32.wrap_i64
+        i32.const 4095
+        i32.and
+        i32.const 4
+        i32.shl
+        i32.add
+        local.tee 6
+        i64.load align=1
+        local.get 0
+        i64.const -4096
+        i64.and
+        local.get 4
+        i64.or
+        i64.ne
+        br_if 1 (;@1;)
+        local.get 0
+        local.get 6
+        i64.load offset=8 align=1
+        i64.add
+        i32.wrap_i64
+      end
+      local.tee 5
+      i32.const 1
+      i32.shr_u
+      local.get 5
+      i32.const 19
+      i32.shr_u
+      i32.xor
+      i32.const 262143
+      i32.and
+      i32.const 4
+      i32.shl
+      i32.const 4194304
+      i32.add
+      local.tee 6
+      i32.load align=1
+      local.get 5
+      i32.ne
+      br_if 0 (;@1;)
+      local.get 6
+      i32.load offset=4 align=1
+      i32.const 3
+      i32.eq
+      br_if 0 (;@1;)
+      local.get 6
+      return
+    end
+    i32.const 0)
+  (func (;9;) (type 0) (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)
     (local i64 i64 i64 i32 i32 i32 i64 i64 i64 i64)
     local.get 0
     i64.load offset=8 align=1
@@ -154,78 +229,14 @@
     i64.lt_s
     i32.and
     if  ;; label = @1
-      block  ;; label = @2
-        local.get 9
-        i64.const 4095
-        i64.and
-        i64.const 4094
-        i64.ge_u
-        br_if 0 (;@2;)
-        local.get 9
-        local.get 1
-        i64.sub
-        i64.const 4096
-        i64.lt_u
-        if (result i32)  ;; label = @3
-          local.get 9
-          local.get 1
-          i64.sub
-          i32.wrap_i64
-          i32.const -2145386496
-          i32.add
-        else
-          local.get 8
-          local.get 9
-          i64.const 12
-          i64.shr_u
-          i32.wrap_i64
-          i32.const 4095
-          i32.and
-          i32.const 4
-          i32.shl
-          i32.add
-          local.tee 12
-          i64.load align=1
-          local.get 9
-          i64.const -4096
-          i64.and
-          local.get 6
-          i64.or
-          i64.ne
-          br_if 1 (;@2;)
-          local.get 9
-          local.get 12
-          i64.load offset=8 align=1
-          i64.add
-          i32.wrap_i64
-        end
-        local.tee 13
-        i32.const 1
-        i32.shr_u
-        local.get 13
-        i32.const 19
-        i32.shr_u
-        i32.xor
-        i32.const 262143
-        i32.and
-        i32.const 4
-        i32.shl
-        i32.const 4194304
-        i32.add
-        local.tee 12
-        i32.load align=1
-        local.get 13
-        i32.ne
-        br_if 0 (;@2;)
-        local.get 12
-        i32.load offset=4 align=1
-        i32.const 3
-        i32.eq
-        br_if 0 (;@2;)
-        local.get 0
-        local.get 12
-        i32.store offset=1024 align=1
-      end
+      local.get 0
+      local.get 9
+      local.get 1
+      i32.const -2145386496
+      local.get 8
+      local.get 6
+      call 8
+      i32.store offset=1024 align=1
     end
     local.get 7)
-  (export "f0" (func 8)))
+  (export "f0" (func 9)))
