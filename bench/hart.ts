@@ -1,6 +1,9 @@
-// npm run bench:hart: guest MIPS of the interpreter on a compute-bound program (integer, memory
-// and floating-point kernels built with the cross gcc at -O2), after a warm-up run, median of
-// several runs; compared with QEMU (TCG) running the same ELF on its spike board.
+// npm run bench:hart: guest MIPS of the hart (the interpreter with the translator, as every VM
+// runs) on a bare-metal compute-bound program (integer, memory and floating-point kernels built
+// with the cross gcc at -O2), after a warm-up run, median of several runs; target 600 MIPS.
+// Compared with QEMU (TCG) running the same ELF on its spike board: a bare-metal program without
+// an operating system under either, which is not how users run guests (bench:compute compares
+// Linux user code in the default guest, the figure that counts).
 import { readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";
@@ -11,7 +14,7 @@ import { BareMachine } from "../src/vm/bare.js";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const elfPath = join(ROOT, "build/programs", process.argv[2] ?? "bench.elf");
 const runs = Number(process.env.BENCH_RUNS ?? 5);
-const TARGET_MIPS = 200;
+const TARGET_MIPS = 600;
 
 const KERNELS = ["crc32", "sort", "sieve", "stream", "chase", "matmul", "nbody", "dot"];
 
@@ -63,11 +66,12 @@ if (q.error === undefined) {
   }
   const qs = median(qt);
   const qmips = Number(warm.instructions) / qs / 1e6;
-  qemuLine = `qemu-system-riscv64 (TCG, same ELF): ${qs.toFixed(3)} s = ${qmips.toFixed(1)} MIPS; Ringvisor/QEMU speed ratio ${(mips / qmips).toFixed(2)}`;
+  qemuLine = `qemu-system-riscv64 (TCG, -M spike, same bare-metal ELF): ${qs.toFixed(3)} s = ${qmips.toFixed(1)} MIPS; Ringvisor/QEMU speed ratio ${(mips / qmips).toFixed(2)} ` +
+    "(bare metal, no OS under either: bench:compute compares Linux user code in the default guest)";
 }
 
 process.stdout.write(`\nmachine: ${cpus()[0]?.model ?? "unknown"} x${cpus().length}, Node ${process.version}\n`);
-process.stdout.write(`Ringvisor hart (interpreter): median ${mips.toFixed(1)} MIPS over ${runs} runs (median time ${median(times).toFixed(3)} s)\n`);
+process.stdout.write(`Ringvisor hart (interpreter and translator): median ${mips.toFixed(1)} MIPS over ${runs} runs (median time ${median(times).toFixed(3)} s)\n`);
 process.stdout.write(`per kernel (median MIPS): ${KERNELS.map((k, j) => `${k} ${median(perKernel[j]!.length ? perKernel[j]! : [NaN]).toFixed(0)}`).join(", ")}\n`);
 process.stdout.write(`target ${TARGET_MIPS} MIPS: ratio ${(mips / TARGET_MIPS).toFixed(2)} ${mips >= TARGET_MIPS ? "(met)" : "(NOT met)"}\n`);
 process.stdout.write(`${qemuLine}\n`);

@@ -171,6 +171,7 @@ function printStats(vm: Vm, r: RunResult, pcpus: HostStats["pcpus"]): void {
   w(`run: ${r.seconds.toFixed(3)} s, ${r.instructions} instructions, ${(Number(r.instructions) / r.seconds / 1e6).toFixed(1)} MIPS, --virt ${st.virt}`);
   w(`  host exits: ${Object.entries(st.hostExits).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);
   w(`  sbi calls:  ${Object.entries(st.sbi).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);
+  if (pcpus.some((p) => p.jit)) w(`  translated code: ${(st.translatedCodeBytes / 1024).toFixed(0)} KiB of wasm live for this VM`);
   st.cpus.forEach((c, i) => {
     w(`  hart ${i}: ${Object.entries(c.hart).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);
     const v = c.vmm;
@@ -200,7 +201,7 @@ function printStats(vm: Vm, r: RunResult, pcpus: HostStats["pcpus"]): void {
     if (!j) return;
     w(`  pCPU ${i} translator: ${num(j.translations)} translations in ${num(j.modules)} modules (${num(j.blocks)} blocks, ${num(j.guestInsns)} guest instructions, ` +
       `${(j.wasmBytes / 1024).toFixed(0)} KiB of wasm) in ${(j.translateMs / 1000).toFixed(3)} s, ` +
-      `${j.translations > 0 ? ((1000 * j.translateMs) / j.translations).toFixed(0) : 0} us each; ${num(j.live)} live (${(j.liveBytes / 1024).toFixed(0)} KiB); ` +
+      `${j.translations > 0 ? ((1000 * j.translateMs) / j.translations).toFixed(0) : 0} us each; ${num(j.live)} live (${(j.liveBytes / 1024).toFixed(0)} KiB${j.maxLiveBytes > 0 ? ` of a ${(j.maxLiveBytes / 1048576).toFixed(0)} MiB bound` : ""}); ` +
       `${num(j.failed)} not translatable, ${num(j.invalidated)} invalidated by stores, ${num(j.evicted)} evicted; ` +
       `fence.i ${num(j.fenceI)}, checks ${num(j.checks)}${j.compileErrors ? `, ${num(j.compileErrors)} COMPILE ERRORS` : ""}`);
   });

@@ -82,6 +82,7 @@ export class Host {
   private readonly t0 = hostClockMs();
   private closed = false;
   private readonly jit: boolean | "eager";
+  private jitOwners = 0; // numbers given to VMs for the translators' accounting
 
   constructor(opts: HostOptions = {}) {
     const n = opts.pcpus ?? availableParallelism();
@@ -107,6 +108,7 @@ export class Host {
       throw new OutOfMachineMemory(`VM ${name} needs about ${mib(need)} of machine memory (${cfg.memBytes >> 20} MiB RAM plus the hypervisor's structures); ${mib(free)} of ${mib(this.machine.mem.capacityFrames)} is free`);
     }
     const vm = new Vm(this.machine, { ...cfg, name });
+    vm.jitOwner = ++this.jitOwners;
     vm.onWake = (v) => this.wake(v);
     this.vms.set(name, vm);
     return vm;
@@ -324,6 +326,7 @@ export class Host {
       timebaseHz: TIMEBASE_HZ,
       untilMs,
       chunk: vm.chunk,
+      owner: vm.jitOwner,
     }).then(
       (code) => this.handedBack(p, v, vm, pick, usedUs + p.ranMs * 1000, untilMs, code),
       (e: unknown) => this.crashed(p, v, vm, pick, e),
@@ -333,6 +336,7 @@ export class Host {
   private handedBack(p: Pcpu, v: VCpu, vm: Vm, pick: SchedPick, usedUs: number, untilMs: number, code: number): void {
     v.held = false;
     this.running.delete(v);
+    vm.translatedBytes.set(p.index, p.ownerCodeBytes);
     vm.drainPosted();
     if (code < M.END_BLOCKED && code !== Exit.Budget && code !== Exit.Wfi) vm.serveExit(v, code);
     const now = this.nowUs();

@@ -22,9 +22,14 @@ export const STARTED_MS = 7; // host clock when the worker took the order
 // The worker's translation cache counters (JIT_STAT_NAMES order), written before each DONE.
 export const JIT_STATS = 8;
 export const JIT_STAT_NAMES = [
-  "translations", "modules", "live", "failed", "blocks", "guestInsns", "wasmBytes", "liveBytes", "translateMs",
+  "translations", "modules", "live", "failed", "blocks", "guestInsns", "wasmBytes", "liveBytes", "maxLiveBytes", "translateMs",
   "evicted", "invalidated", "fenceI", "checks", "compileErrors",
 ] as const;
+// After JIT_STATS (8 + 15 slots): the VM an order is for (the host's number for it; translations
+// made during the order are counted to it), and written back with the result, the bytes of this
+// worker's live translations counted to that VM.
+export const OWNER = 24;
+export const OWNER_CODE_BYTES = 25;
 
 export const STATE_DONE = 0;
 export const STATE_ORDER = 1;

@@ -163,7 +163,9 @@ for (;;) {
   if (state === M.STATE_QUIT) break;
   if (state !== M.STATE_ORDER) continue;
   boxF[M.STARTED_MS] = hostClockMs();
+  if (jit) jit.owner = boxF[M.OWNER]!;
   const result = runOrder();
+  boxF[M.OWNER_CODE_BYTES] = jit ? jit.liveBytesOf(jit.owner) : 0;
   served = result < M.END_BLOCKED;
   box[M.RESULT] = result;
   if (jit) M.JIT_STAT_NAMES.forEach((k, i) => { boxF[M.JIT_STATS + i] = jit.stats[k]; });

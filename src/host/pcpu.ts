@@ -16,6 +16,7 @@ export interface RunOrder {
   timebaseHz: number;
   untilMs: number;
   chunk: number;
+  owner: number; // the VM's number, which translations made in this order are counted to
 }
 
 export class WorkerDied extends Error {
@@ -75,6 +76,11 @@ export class Pcpu {
     return w;
   }
 
+  // Bytes of this physical CPU's live translations counted to the VM of the last order.
+  get ownerCodeBytes(): number {
+    return this.boxF[M.OWNER_CODE_BYTES]!;
+  }
+
   // How long the worker ran the last order (ms): the physical CPU time it cost, without the
   // hand-over latencies.
   get ranMs(): number {
@@ -93,6 +99,7 @@ export class Pcpu {
     b[M.TIMEBASE] = o.timebaseHz;
     this.boxF[M.UNTIL_MS] = o.untilMs;
     this.boxF[M.CHUNK] = o.chunk;
+    this.boxF[M.OWNER] = o.owner;
     const done = new Promise<number>((resolve, reject) => {
       this.failed = reject;
       Atomics.store(b, M.STATE, M.STATE_ORDER);

@@ -79,6 +79,7 @@ export interface VmStats {
   frames: Record<FrameKind, number>; // machine frames held, by kind
   ram: P2mStats; // how guest RAM lies in machine memory
   overheadBytes: number; // what the VM costs the machine beyond its RAM
+  translatedCodeBytes: number; // wasm of the live translations its vCPUs caused, on every physical CPU
   cpus: { hart: Record<string, number>; vmm?: VmmStats }[];
 }
 
@@ -110,6 +111,10 @@ export class Vm {
   readonly exits = new Map<string, number>();
   readonly finished: Promise<RunResult>;
   state: VmState = "created";
+  // The host's number for this VM in the translators' accounting, and what each physical CPU last
+  // reported of live translated code counted to it (main thread: written as vCPUs are handed back).
+  jitOwner = 0;
+  readonly translatedBytes = new Map<number, number>();
   result: RunResult | undefined;
   // When every started vCPU last went to sleep with nothing to do (undefined while one runs).
   idleSince: number | undefined;
@@ -390,6 +395,7 @@ export class Vm {
       frames,
       ram: this.ram.stats(),
       overheadBytes: (this.account.total - frames.ram) * FRAME_BYTES,
+      translatedCodeBytes: [...this.translatedBytes.values()].reduce((a, b) => a + b, 0),
       cpus: this.vcpus.map((c) => ({
         hart: c.hart.stats(),
         vmm: c.core instanceof TrapEmulateCore ? readVmmStats((off) => (c.core as TrapEmulateCore).counter(off)) : undefined,

@@ -141,6 +141,9 @@ test("jit on: Debian boots and answers translated; a second VM on the first one'
     const j1 = host.stats().pcpus[0]!.jit;
     checkTranslated(ran1, j1, "jit1");
     reference = ran1.outputs;
+    // The only VM so far: every live translation is counted to it.
+    assert.ok(j1!.liveBytes > 0, "jit1 left translated code");
+    assert.equal(vm1.stats().translatedCodeBytes, j1!.liveBytes, "jit1's translated code is all the translator holds");
 
     // Frames holding translated code, marked so, and not (all) written since: the marks the
     // destroy below must add are not there yet.
@@ -183,6 +186,10 @@ test("jit on: Debian boots and answers translated; a second VM on the first one'
     const ran2 = await ran2p;
     const j2 = host.stats().pcpus[0]!.jit;
     checkTranslated(ran2, j2, "jit2");
+    // jit1's translations were dropped by jit2's first runs: what is live now was made for jit2.
+    const code2 = vm2.stats().translatedCodeBytes;
+    assert.ok(code2 > 0 && code2 <= j2!.liveBytes, `jit2's translated code ${code2} bytes, the translator holds ${j2!.liveBytes}`);
+    assert.ok(j2!.liveBytes <= j2!.maxLiveBytes, "the cache keeps within its bound");
     assert.deepEqual(ran2.outputs, ran1.outputs, "jit2 answers as jit1 did");
     assert.equal(norm(con2.text).includes("Oops"), false, `jit2 oopsed:\n${con2.tail()}`);
     console.log(`jit1: shell after ${ran1.bootS.toFixed(1)} s, ${(ran1.translatedInsns / ran1.instructions * 100).toFixed(1)}% of ${(ran1.instructions / 1e9).toFixed(2)}e9 translated; ` +

@@ -57,6 +57,7 @@ export interface JitStats {
   guestInsns: number; // instructions in the regions made
   wasmBytes: number; // of the modules made
   liveBytes: number;
+  maxLiveBytes: number; // the cache's bound on liveBytes (the oldest are evicted beyond it)
   translateMs: number; // time spent translating, compiling and installing
   evicted: number;
   invalidated: number; // dropped because their frame was written
@@ -71,6 +72,7 @@ interface Translation {
   index: number; // in the function table
   keys: number[]; // machine addresses of its blocks in the map
   bytes: number;
+  owner: number; // the VM whose vCPU was running when it was made
   fn: unknown;
   stub?: boolean; // marks an address whose first instruction the interpreter must run
 }
@@ -108,10 +110,15 @@ export const JIT_REGION_BYTES = L.JIT_MAP_ENTRIES * L.JIT_MAP_ENTRY_BYTES + L.JI
 
 export class Jit {
   readonly stats: JitStats = {
-    translations: 0, modules: 0, live: 0, failed: 0, blocks: 0, guestInsns: 0, wasmBytes: 0, liveBytes: 0, translateMs: 0,
+    translations: 0, modules: 0, live: 0, failed: 0, blocks: 0, guestInsns: 0, wasmBytes: 0, liveBytes: 0, maxLiveBytes: 0, translateMs: 0,
     evicted: 0, invalidated: 0, fenceI: 0, checks: 0, compileErrors: 0,
   };
   lastError = "";
+  // Set by the thread before it runs a vCPU: the VM (the host's number for it) that translations
+  // made now are counted to. Translations serve any VM that runs the same frames; this counts who
+  // caused them.
+  owner = 0;
+  private readonly ownerBytes = new Map<number, number>();
   private readonly byFrame = new Map<number, Translation[]>();
   private readonly order = new Set<Translation>(); // oldest first (eviction)
   private readonly freeSlots: number[] = [];
@@ -138,6 +145,7 @@ export class Jit {
     this.hotBase = region + L.JIT_MAP_ENTRIES * L.JIT_MAP_ENTRY_BYTES;
     this.maxTranslations = opts.maxTranslations ?? DEFAULT_MAX_TRANSLATIONS;
     this.maxCodeBytes = opts.maxCodeBytes ?? DEFAULT_MAX_CODE_BYTES;
+    this.stats.maxLiveBytes = this.maxCodeBytes;
     new Uint8Array(this.buffer(), region, JIT_REGION_BYTES).fill(0);
     this.imports = { env: { memory }, hart: { load: wasm.jitLoad, store: wasm.jitStore, fp: wasm.jitFp, addD: wasm.jitAddD, mulD: wasm.jitMulD, fmaD: wasm.jitFmaD, sys: wasm.btSys } };
     this.validGenEpoch = Atomics.load(this.u32(), track.genEpoch / 4);
@@ -237,7 +245,8 @@ export class Jit {
       const table = this.wasm.table;
       const index = this.freeSlots.pop() ?? table.grow(1);
       table.set(index, f as never);
-      const t: Translation = { frame: w.frame, gen: w.gen, index, keys: [], bytes: share, fn: f };
+      const t: Translation = { frame: w.frame, gen: w.gen, index, keys: [], bytes: share, owner: this.owner, fn: f };
+      this.ownerBytes.set(this.owner, (this.ownerBytes.get(this.owner) ?? 0) + share);
       const map = this.u32();
       w.region.blocks.forEach((b, j) => {
         const key = (w.frame * 4096 + b.off) >>> 0;
@@ -263,6 +272,11 @@ export class Jit {
       if ((s.live <= this.maxTranslations && s.liveBytes <= this.maxCodeBytes) || made.includes(t)) break;
       if (this.drop(t)) s.evicted++;
     }
+  }
+
+  // Bytes of live translations made while running a vCPU of `owner`.
+  liveBytesOf(owner: number): number {
+    return this.ownerBytes.get(owner) ?? 0;
   }
 
   // The hart executed fence.i.
@@ -322,12 +336,15 @@ export class Jit {
     this.freeSlots.push(t.index);
     this.stats.live--;
     this.stats.liveBytes -= t.bytes;
+    const left = (this.ownerBytes.get(t.owner) ?? 0) - t.bytes;
+    if (left > 0) this.ownerBytes.set(t.owner, left);
+    else this.ownerBytes.delete(t.owner);
     return true;
   }
 
   // Maps h to the stub, dropped with the frame's translations when the frame is written.
   private addStub(h: number, frame: number, gen: number): void {
-    const t: Translation = { frame, gen, index: this.stubIndex, keys: [h], bytes: 0, fn: undefined, stub: true };
+    const t: Translation = { frame, gen, index: this.stubIndex, keys: [h], bytes: 0, owner: this.owner, fn: undefined, stub: true };
     const map = this.u32();
     const at = this.slot(h) / 4;
     map[at] = h;
