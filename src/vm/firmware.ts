@@ -25,6 +25,8 @@ export interface FirmwareHost {
   wake(vcpu: VCpu): void;
   // sfence.vma on another vCPU, which may be running on another physical CPU.
   remoteFence(vcpu: VCpu, start?: bigint, size?: bigint, asid?: bigint): void;
+  // fence.i on another vCPU (its physical CPU's translation cache).
+  remoteFenceI(vcpu: VCpu): void;
 }
 
 export function firmware(vm: FirmwareHost): Sbi {
@@ -48,6 +50,7 @@ export function firmware(vm: FirmwareHost): Sbi {
       c.irq.mip &= ~MIP_SSIP;
     },
     remoteSfence: (h, start, size, asid) => vm.remoteFence(cpu(h), start, size, asid),
+    remoteFenceI: (h) => vm.remoteFenceI(cpu(h)),
     hartStart: (h, addr, opaque) => {
       const c = cpu(h);
       if (c.hsm !== HSM_STOPPED) return SBI_ERR_ALREADY_AVAILABLE; // SBI 9.1: already started

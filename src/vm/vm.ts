@@ -28,7 +28,7 @@ import { UserError } from "../errors.js";
 import { P2m, type P2mStats } from "../vmm/p2m.js";
 import { NativeCore, TrapEmulateCore, VCpu, NO_TIMER, POOL_GROW_FRAMES, type ExecCore, type VmmExports } from "../vmm/vcpu.js";
 import { readVmmStats, type VmmStats } from "../vmm/stats.js";
-import { Vcb, VCB_BYTES, VCB_TIME_FLOOR, PENDING_SEIP, guestTicks, hostClockMs } from "../vmm/vcb.js";
+import { Vcb, VCB_BYTES, VCB_TIME_FLOOR, PENDING_SEIP, FENCE_ALL, FENCE_I, guestTicks, hostClockMs } from "../vmm/vcb.js";
 import { MMIO_ALIAS, EXIT_POOL } from "../vmm/layout.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode } from "./spec.js";
 
@@ -161,6 +161,7 @@ export class Vm {
         powerOff: (status, reason) => this.finish(status, reason),
         wake: (v) => this.onWake?.(v),
         remoteFence: (v, start, size, asid) => this.remoteFence(v, start, size, asid),
+        remoteFenceI: (v) => this.remoteFenceI(v),
       });
     } catch (e) {
       this.account.release();
@@ -244,6 +245,12 @@ export class Vm {
 
   // A remote sfence.vma: done at once on a vCPU the host holds; asked of one a physical CPU is
   // running, which the calling vCPU then waits for (see trap()).
+  // SBI remote fence.i: a vCPU that is running must look at its physical CPU's translation cache
+  // before it runs on (the caller waits until it has); one that is not will, before its next run.
+  private remoteFenceI(v: VCpu): void {
+    if (v.held) this.fencesAsked.push(v.vcb.requestFence(FENCE_I));
+  }
+
   private remoteFence(v: VCpu, start?: bigint, size?: bigint, asid?: bigint): void {
     if (!v.held) {
       v.core.fence(start, size, asid);
@@ -281,7 +288,7 @@ export class Vm {
   // Before the host hands a vCPU to a physical CPU: a fence asked while it was last running but
   // not yet done is done now.
   prepare(v: VCpu): void {
-    if (v.vcb.takeFence() !== 0) v.core.fence();
+    if ((v.vcb.takeFence() & FENCE_ALL) !== 0) v.core.fence();
     if (v.core instanceof TrapEmulateCore) v.core.ensurePoolHeadroom();
   }
 

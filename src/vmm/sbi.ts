@@ -49,6 +49,8 @@ export interface SbiPlatform {
   // sfence.vma on `hart` for [start, start + size) (everything if size is undefined), in one
   // address space if asid is given.
   remoteSfence(hart: number, start?: bigint, size?: bigint, asid?: bigint): void;
+  // fence.i on `hart`: its instruction fetches (translated code included) see earlier stores.
+  remoteFenceI(hart: number): void;
   hartStart(hart: number, addr: bigint, opaque: bigint): bigint;
   hartStop(hart: number): bigint;
   hartStatus(hart: number): number;
@@ -159,13 +161,15 @@ export class Sbi {
         if (fid > 6n) return err(SBI_ERR_NOT_SUPPORTED);
         const harts = this.maskedHarts(a[0]!, a[1]!);
         if (!harts) return err(SBI_ERR_INVALID_PARAM);
-        // fence.i needs nothing (no decode cache). sfence.vma (1) and sfence.vma.asid (2) pass
-        // their range on; the hypervisor fences (3-6) flush everything, which the spec permits.
+        // fence.i (0) makes a running target look at its translation cache. sfence.vma (1) and
+        // sfence.vma.asid (2) pass their range on; the hypervisor fences (3-6) flush everything,
+        // which the spec permits.
         // A start and size of 0, or a size of all ones, mean the whole address space.
         const whole = (a[2] === 0n && a[3] === 0n) || a[3] === 0xffff_ffff_ffff_ffffn;
         this.sent(hart, harts, RFENCE_EVENTS[Number(fid)]!);
         for (const h of harts) {
-          if (fid === 1n && !whole) p.remoteSfence(h, a[2]!, a[3]!);
+          if (fid === 0n) p.remoteFenceI(h);
+          else if (fid === 1n && !whole) p.remoteSfence(h, a[2]!, a[3]!);
           else if (fid === 2n) p.remoteSfence(h, whole ? undefined : a[2]!, whole ? undefined : a[3]!, a[4]!);
           else if (fid !== 0n) p.remoteSfence(h);
         }
@@ -243,7 +247,8 @@ export class Sbi {
         this.sent(hart, harts, eid === 4n ? [FW_EVENTS.IPI_SENT, FW_EVENTS.IPI_RECEIVED] : RFENCE_EVENTS[Number(eid) - 5]!);
         for (const h of harts) {
           if (eid === 4n) p.sendIpi(h);
-          else if (eid !== 5n) p.remoteSfence(h);
+          else if (eid === 5n) p.remoteFenceI(h);
+          else p.remoteSfence(h);
         }
         return done();
       }

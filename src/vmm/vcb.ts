@@ -8,8 +8,10 @@
 // - KICK: set with Atomics.or by the host to make the holder look at PENDING and FENCE now
 //   (KICK_LOOK) or give the vCPU back (KICK_STOP); the hart's run loop reads it atomically at each
 //   slow path (HART_KICK_ADDR), the holder clears it with Atomics.exchange.
-// - FENCE: a remote sfence.vma asked of a running vCPU (FENCE_ALL); the holder performs it,
-//   clears the word and notifies it, which is how the asking vCPU learns it is done.
+// - FENCE: a remote sfence.vma (FENCE_ALL) or fence.i (FENCE_I) asked of a running vCPU; the
+//   holder performs it, clears the word and notifies it, which is how the asking vCPU learns it
+//   is done. (For fence.i there is nothing to do but look at the translation cache, which the
+//   holder does before it runs the vCPU again.)
 // - STIMECMP, T0, IPS: written by whoever holds the vCPU; T0 is set once at boot. The worker
 //   serves SBI set_timer itself (the commonest hypercall by far; it only touches this vCPU's own
 //   state) and counts it in SET_TIMERS; IPS is its measure of the guest's speed.
@@ -44,6 +46,7 @@ export const PENDING_SEIP = 1 << 9;
 export const KICK_LOOK = 1;
 export const KICK_STOP = 2;
 export const FENCE_ALL = 1;
+export const FENCE_I = 2;
 
 // Views of one control block (any thread: the buffer is shared).
 export class Vcb {
@@ -147,11 +150,11 @@ export class Vcb {
     return Atomics.exchange(this.i32, VCB_KICK / 4, 0);
   }
 
-  // Asks the holder for a full fence; resolves once it has done it.
-  requestFence(): Promise<void> {
-    Atomics.or(this.i32, VCB_FENCE / 4, FENCE_ALL);
+  // Asks the holder for a full fence (or a fence.i); resolves once it has done it.
+  requestFence(kind: number = FENCE_ALL): Promise<void> {
+    const was = Atomics.or(this.i32, VCB_FENCE / 4, kind);
     this.kick(KICK_LOOK);
-    const w = Atomics.waitAsync(this.i32, VCB_FENCE / 4, FENCE_ALL);
+    const w = Atomics.waitAsync(this.i32, VCB_FENCE / 4, was | kind);
     return w.async ? w.value.then(() => undefined) : Promise.resolve();
   }
 

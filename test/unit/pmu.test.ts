@@ -36,7 +36,7 @@ function setup(harts = 2) {
   const hw = Array.from({ length: harts }, () => new FakeHart());
   const platform: SbiPlatform = {
     hartCount: harts,
-    setTimer: () => undefined, sendIpi: () => undefined, clearIpi: () => undefined, remoteSfence: () => undefined,
+    setTimer: () => undefined, sendIpi: () => undefined, clearIpi: () => undefined, remoteSfence: () => undefined, remoteFenceI: () => undefined,
     hartStart: () => SUCCESS, hartStop: () => SUCCESS, hartStatus: () => 0, hartSuspend: () => SUCCESS,
     systemReset: () => undefined, consoleWrite: () => undefined, consoleRead: () => new Uint8Array(0),
     readGuest: () => undefined, writeGuest: () => false,
