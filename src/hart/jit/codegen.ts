@@ -398,9 +398,62 @@ class RegionEmitter {
     this.close();
   }
 
+  private loadF(f: number): void { this.get(P_S); this.mem(Op.i64_load, L.HART_F + 8 * f); }
+
+  // The double-precision moves, sign injections and compares, inline: bit operations and a wasm
+  // compare, which for operands that are not NaN is exactly RISC-V's (unprivileged spec 13.7,
+  // 13.8; a NaN operand, which may raise NV, takes the general path). True if it emitted the
+  // whole instruction; for the compares, `general` is the label to branch to for the general path.
+  private inlineFp(w: number, general: number | undefined): boolean {
+    const f7 = w >>> 25, f3 = (w >>> 12) & 7, rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
+    if ((w & 0x7f) !== 0x53) return false;
+    if (f7 === 0x11 && f3 <= 2 && general === undefined) { // fsgnj.d, fsgnjn.d, fsgnjx.d
+      this.get(P_S);
+      if (f3 === 2) { this.loadF(rs1); this.loadF(rs2); this.i64c(MS_SD); this.op(Op.i64_and, Op.i64_xor); }
+      else {
+        this.loadF(rs1); this.i64c(~MS_SD); this.op(Op.i64_and);
+        this.loadF(rs2); if (f3 === 1) { this.i64c(-1); this.op(Op.i64_xor); } this.i64c(MS_SD); this.op(Op.i64_and, Op.i64_or);
+      }
+      this.mem(Op.i64_store, L.HART_F + 8 * rd);
+      this.dirtyFs();
+      return true;
+    }
+    if (f7 === 0x71 && f3 === 0 && rs2 === 0 && general === undefined) { // fmv.x.d
+      this.loadF(rs1); this.setReg(rd);
+      return true;
+    }
+    if (f7 === 0x79 && f3 === 0 && rs2 === 0 && general === undefined) { // fmv.d.x
+      this.get(P_S); this.reg(rs1); this.mem(Op.i64_store, L.HART_F + 8 * rd);
+      this.dirtyFs();
+      return true;
+    }
+    if (f7 === 0x51 && f3 <= 2 && general !== undefined) { // fle.d, flt.d, feq.d
+      this.loadF(rs1); this.set(L_T); this.loadF(rs2); this.set(L_VA);
+      for (const l of [L_T, L_VA]) { this.get(l); this.op(Op.f64_reinterpret_i64); this.get(l); this.op(Op.f64_reinterpret_i64, Op.f64_ne); this.brIf(general); }
+      this.get(L_T); this.op(Op.f64_reinterpret_i64); this.get(L_VA); this.op(Op.f64_reinterpret_i64);
+      this.op(f3 === 0 ? Op.f64_le : f3 === 1 ? Op.f64_lt : Op.f64_eq, Op.i64_extend_i32_u);
+      this.setReg(rd);
+      return true;
+    }
+    return false;
+  }
+
+  private static isFpCompare(w: number): boolean {
+    return (w & 0x7f) === 0x53 && (w >>> 25) === 0x51 && ((w >>> 12) & 7) <= 2;
+  }
+
   private fp(i: Extract<Insn, { k: "fp" }>, off: number, idx: number): void {
+    if (this.inlineFpWhole(i.word, off, idx)) return;
     const fast = fastFp(i.word);
-    if (fast) {
+    const cmp = RegionEmitter.isFpCompare(i.word);
+    if (cmp) {
+      this.fsOn(off, idx);
+      this.op(Op.block, T_VOID); this.depth++; // $done
+      this.op(Op.block, T_VOID); this.depth++; // $general
+      this.inlineFp(i.word, 0);
+      this.br(1);
+      this.close(); // $general
+    } else if (fast) {
       // The common double-precision operations in round-to-nearest: the hart's fast path,
       // or else (an operand or result that needs the exact algorithm) the general call.
       this.fsOn(off, idx);
@@ -423,7 +476,17 @@ class RegionEmitter {
     this.exitAt(off, idx);
     this.close();
     if (i.xw !== 0) { this.get(P_S); this.mem(Op.i64_load, L.HART_X + 8 * i.xw); this.set(this.xl(i.xw)); }
-    if (fast) this.close(); // $done
+    if (fast || cmp) this.close(); // $done
+  }
+
+  // The moves and sign injections, which cannot trap once mstatus.FS is on: no general path.
+  private inlineFpWhole(w: number, off: number, idx: number): boolean {
+    const f7 = w >>> 25;
+    if ((w & 0x7f) !== 0x53 || !(f7 === 0x11 || f7 === 0x71 || f7 === 0x79)) return false;
+    const f3 = (w >>> 12) & 7, rs2 = (w >>> 20) & 31;
+    if (f7 === 0x11 ? f3 > 2 : f3 !== 0 || rs2 !== 0) return false;
+    this.fsOn(off, idx);
+    return this.inlineFp(w, undefined);
   }
 
   private sys(i: Extract<Insn, { k: "sys" }>, off: number, len: number, idx: number): void {
