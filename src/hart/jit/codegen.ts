@@ -28,7 +28,7 @@
 // of such modules: measured, it tripled translation time over a Debian boot.)
 import * as L from "../layout.js";
 import { decodeAt, type AluOp, type Insn } from "./decode.js";
-import { Bytes, Op, T_I32, T_I64, T_VOID } from "./wasm.js";
+import { Bytes, Op, T_F64, T_I32, T_I64, T_VOID } from "./wasm.js";
 
 export const MAX_REGION_INSNS = 1024;
 export const MAX_REGION_BLOCKS = 192;
@@ -166,6 +166,7 @@ class RegionEmitter {
   // most translated code runs baseline-compiled (src/hart/engine.ts).
   private readonly xlocal: Map<number, number>;
   private usesMulh = false;
+  private usesF64 = false; // the f64 temporaries after the register locals (inline fadd.d)
   private chains = false;
   // Labels open around block `cur`'s code, innermost first: $B(cur+1)..$B(k-1), $top, $exit;
   // `depth` counts the structured blocks (ifs) opened inside it at the point of emission.
@@ -203,6 +204,7 @@ class RegionEmitter {
     this.get(L_N);
     const locals = [{ count: 3, type: T_I64 }, { count: 3, type: T_I32 }];
     if (this.xlocal.size > 0) locals.push({ count: this.xlocal.size, type: T_I64 });
+    if (this.usesF64) locals.push({ count: 3, type: T_F64 });
     return { body: c, locals, usesMulh: this.usesMulh };
   }
 
@@ -398,6 +400,27 @@ class RegionEmitter {
     this.close();
   }
 
+  // fadd.d/fsub.d in round-to-nearest inline, as the hart's fast path (fpu.ts f64_add_rne): a
+  // finite sum means finite operands and no overflow, a subnormal sum is exact, and the sum is
+  // exact iff each operand comes back from it (Fast2Sum); anything else branches to the general
+  // path (label 0) having changed nothing.
+  private addD(args: [number, boolean][], rd: number): void {
+    this.usesF64 = true;
+    const fx = L_X0 + this.xlocal.size, fy = fx + 1, fs = fx + 2;
+    const [[a], [b, neg]] = args as [[number, boolean], [number, boolean]];
+    this.loadF(a); this.op(Op.f64_reinterpret_i64); this.set(fx);
+    this.loadF(b); this.op(Op.f64_reinterpret_i64); if (neg) this.op(Op.f64_neg); this.set(fy);
+    this.get(fx); this.get(fy); this.op(Op.f64_add); this.tee(fs);
+    this.get(fs); this.op(Op.f64_sub); this.f64c0(); this.op(Op.f64_ne); this.brIf(0);
+    this.get(fs); this.get(fx); this.op(Op.f64_sub); this.get(fy); this.op(Op.f64_ne);
+    this.get(fs); this.get(fy); this.op(Op.f64_sub); this.get(fx); this.op(Op.f64_ne, Op.i32_or); this.open();
+    this.get(P_S); this.get(P_S); this.mem(Op.i64_load, L.HART_FCSR); this.i64c(1); this.op(Op.i64_or); this.mem(Op.i64_store, L.HART_FCSR); // NX
+    this.close();
+    this.get(P_S); this.get(fs); this.op(Op.i64_reinterpret_f64); this.mem(Op.i64_store, L.HART_F + 8 * rd);
+  }
+
+  private f64c0(): void { this.c.byte(Op.f64_const); for (let k = 0; k < 8; k++) this.c.byte(0); }
+
   private loadF(f: number): void { this.get(P_S); this.mem(Op.i64_load, L.HART_F + 8 * f); }
 
   // The double-precision moves, sign injections and compares, inline: bit operations and a wasm
@@ -460,10 +483,13 @@ class RegionEmitter {
       this.op(Op.block, T_VOID); this.depth++; // $done
       this.op(Op.block, T_VOID); this.depth++; // $general
       if (fast.dyn) { this.get(P_S); this.mem(Op.i64_load, L.HART_FCSR); this.i64c(0xe0); this.op(Op.i64_and, Op.i64_eqz, Op.i32_eqz); this.brIf(0); }
-      for (const [x, neg] of fast.args) { this.get(P_S); this.mem(Op.i64_load, L.HART_F + 8 * x); if (neg) { this.i64c(-(1n << 63n)); this.op(Op.i64_xor); } }
-      this.call(fast.fn); this.tee(L_T);
-      this.i64c(FAST_MISS); this.op(Op.i64_eq); this.brIf(0);
-      this.get(P_S); this.get(L_T); this.mem(Op.i64_store, L.HART_F + 8 * ((i.word >>> 7) & 31));
+      if (fast.fn === F_ADDD) this.addD(fast.args, (i.word >>> 7) & 31);
+      else {
+        for (const [x, neg] of fast.args) { this.get(P_S); this.mem(Op.i64_load, L.HART_F + 8 * x); if (neg) { this.i64c(-(1n << 63n)); this.op(Op.i64_xor); } }
+        this.call(fast.fn); this.tee(L_T);
+        this.i64c(FAST_MISS); this.op(Op.i64_eq); this.brIf(0);
+        this.get(P_S); this.get(L_T); this.mem(Op.i64_store, L.HART_F + 8 * ((i.word >>> 7) & 31));
+      }
       this.dirtyFs();
       this.br(1);
       this.close(); // $general

@@ -4,6 +4,7 @@
 
 export const T_I32 = 0x7f;
 export const T_I64 = 0x7e;
+export const T_F64 = 0x7c;
 export const T_VOID = 0x40; // the empty block type
 
 // Opcodes (core spec 5.4), named as in the text format.
@@ -23,7 +24,8 @@ export const Op = {
   i64_add: 0x7c, i64_sub: 0x7d, i64_mul: 0x7e, i64_div_s: 0x7f, i64_div_u: 0x80, i64_rem_s: 0x81, i64_rem_u: 0x82,
   i64_and: 0x83, i64_or: 0x84, i64_xor: 0x85, i64_shl: 0x86, i64_shr_s: 0x87, i64_shr_u: 0x88,
   i32_wrap_i64: 0xa7, i64_extend_i32_s: 0xac, i64_extend_i32_u: 0xad,
-  f64_eq: 0x61, f64_ne: 0x62, f64_lt: 0x63, f64_le: 0x65, f64_reinterpret_i64: 0xbf,
+  f64_const: 0x44, f64_eq: 0x61, f64_ne: 0x62, f64_lt: 0x63, f64_le: 0x65, f64_neg: 0x9a, f64_add: 0xa0, f64_sub: 0xa1,
+  i64_reinterpret_f64: 0xbd, f64_reinterpret_i64: 0xbf,
   i64_extend8_s: 0xc2, i64_extend16_s: 0xc3, i64_extend32_s: 0xc4,
   atomic_prefix: 0xfe, i32_atomic_store: 0x17, // threads proposal: 0xfe, then the op as a u32
 } as const;

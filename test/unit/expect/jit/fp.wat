@@ -151,7 +151,7 @@
     end
     i32.const 0)
   (func (;9;) (type 0) (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)
-    (local i64 i64 i64 i32 i32 i32 i64 i64)
+    (local i64 i64 i64 i32 i32 i32 i64 i64 f64 f64 f64)
     local.get 0
     i64.load offset=8 align=1
     local.set 15
@@ -255,15 +255,43 @@
             br_if 0 (;@4;)
             local.get 0
             i64.load offset=264 align=1
+            f64.reinterpret_i64
+            local.set 17
             local.get 0
             i64.load offset=264 align=1
-            call 3
-            local.tee 11
-            i64.const 9218868437227405313
-            i64.eq
+            f64.reinterpret_i64
+            local.set 18
+            local.get 17
+            local.get 18
+            f64.add
+            local.tee 19
+            local.get 19
+            f64.sub
+            f64.const 0x0p+0 (;=0;)
+            f64.ne
             br_if 0 (;@4;)
+            local.get 19
+            local.get 17
+            f64.sub
+            local.get 18
+            f64.ne
+            local.get 19
+            local.get 18
+            f64.sub
+            local.get 17
+            f64.ne
+            i32.or
+            if  ;; label = @5
+              local.get 0
+              local.get 0
+              i64.load offset=528 align=1
+              i64.const 1
+              i64.or
+              i64.store offset=528 align=1
+            end
             local.get 0
-            local.get 11
+            local.get 19
+            i64.reinterpret_f64
             i64.store offset=272 align=1
             local.get 0
             local.get 0
