@@ -167,6 +167,10 @@ class RegionEmitter {
   private readonly xlocal: Map<number, number>;
   private usesMulh = false;
   private usesF64 = false; // the f64 temporaries after the register locals (inline fadd.d)
+  // Within the current block: mstatus.FS checked on, and made dirty (every path through the
+  // instructions so far did it, or left the function).
+  private fsKnownOn = false;
+  private fsKnownDirty = false;
   private chains = false;
   // Labels open around block `cur`'s code, innermost first: $B(cur+1)..$B(k-1), $top, $exit;
   // `depth` counts the structured blocks (ifs) opened inside it at the point of emission.
@@ -247,13 +251,18 @@ class RegionEmitter {
     this.br(this.toExit());
   }
   // Leaves at the instruction (the interpreter raises illegal-instruction) when mstatus.FS is off.
+  // Both hold for the rest of a block once done at its top level: only a CSR write or a trap can
+  // turn FP off or clean its state, and those end the block (a block is entered only at its start).
   private fsOn(off: number, base: number): void {
+    if (this.fsKnownOn) return;
+    this.fsKnownOn = true;
     this.get(P_S); this.mem(Op.i64_load, L.HART_MSTATUS); this.i64c(MS_FS); this.op(Op.i64_and, Op.i64_eqz); this.open();
     this.exitAt(off, base);
     this.close();
   }
   // An f register was written: mstatus.FS becomes dirty (privileged spec 3.1.6.6).
   private dirtyFs(): void {
+    if (this.fsKnownDirty) return;
     this.get(P_S); this.get(P_S); this.mem(Op.i64_load, L.HART_MSTATUS); this.i64c(MS_FS | MS_SD); this.op(Op.i64_or); this.mem(Op.i64_store, L.HART_MSTATUS);
   }
   // Control goes to page offset `target` once the block's instructions are counted in n.
@@ -278,6 +287,8 @@ class RegionEmitter {
   // --- one block
   private block(b: Block): void {
     this.op(Op.end); // closes $B(cur): its code follows
+    this.fsKnownOn = false;
+    this.fsKnownDirty = false;
     let idx = 0;
     for (const { off, len, insn } of b.insns) {
       if (this.insn(insn, off, len, idx)) return;
@@ -372,6 +383,7 @@ class RegionEmitter {
     if (i.size === 4) { this.i64c(0xffffffffn); this.op(Op.i64_and); this.i64c(-(1n << 32n)); this.op(Op.i64_or); }
     this.set(L_T); this.get(P_S); this.get(L_T); this.mem(Op.i64_store, L.HART_F + 8 * i.rd);
     this.dirtyFs();
+    this.fsKnownDirty = true;
   }
 
   private storeValue(i: Extract<Insn, { k: "store" | "fstore" }>): void {
@@ -503,6 +515,9 @@ class RegionEmitter {
     this.close();
     if (i.xw !== 0) { this.get(P_S); this.mem(Op.i64_load, L.HART_X + 8 * i.xw); this.set(this.xl(i.xw)); }
     if (fast || cmp) this.close(); // $done
+    // Whichever path ran, an instruction that wrote an f register left FS dirty (fexec.ts does
+    // it on the general path).
+    if (i.xw === 0) this.fsKnownDirty = true;
   }
 
   // The moves and sign injections, which cannot trap once mstatus.FS is on: no general path.

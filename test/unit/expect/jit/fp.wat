@@ -228,22 +228,6 @@
         i64.const -9223372036854751232
         i64.or
         i64.store offset=536 align=1
-        local.get 0
-        i64.load offset=536 align=1
-        i64.const 24576
-        i64.and
-        i64.eqz
-        if  ;; label = @3
-          local.get 7
-          i64.const 1
-          i64.add
-          local.set 7
-          local.get 1
-          i64.const 4
-          i64.add
-          local.set 9
-          br 2 (;@1;)
-        end
         block  ;; label = @3
           block  ;; label = @4
             local.get 0
@@ -293,12 +277,6 @@
             local.get 19
             i64.reinterpret_f64
             i64.store offset=272 align=1
-            local.get 0
-            local.get 0
-            i64.load offset=536 align=1
-            i64.const -9223372036854751232
-            i64.or
-            i64.store offset=536 align=1
             br 1 (;@3;)
           end
           i32.const 34664787
@@ -314,22 +292,6 @@
             local.set 9
             br 3 (;@1;)
           end
-        end
-        local.get 0
-        i64.load offset=536 align=1
-        i64.const 24576
-        i64.and
-        i64.eqz
-        if  ;; label = @3
-          local.get 7
-          i64.const 2
-          i64.add
-          local.set 7
-          local.get 1
-          i64.const 8
-          i64.add
-          local.set 9
-          br 2 (;@1;)
         end
         block  ;; label = @3
           block  ;; label = @4
@@ -347,12 +309,6 @@
             local.get 0
             local.get 11
             i64.store offset=280 align=1
-            local.get 0
-            local.get 0
-            i64.load offset=536 align=1
-            i64.const -9223372036854751232
-            i64.or
-            i64.store offset=536 align=1
             br 1 (;@3;)
           end
           i32.const 304120259
