@@ -56,11 +56,24 @@ static void arm_hook(void)
     nclaimed = 0;
 }
 
-/* Wait (with wfi) until `done` or WAIT_TICKS pass; SIE as the caller set. */
+/* Wait (with wfi) until `done` or WAIT_TICKS pass; SIE as the caller set.
+ * The condition is checked with SIE clear and the wfi follows with SIE still
+ * clear (wfi wakes on an interrupt pending and enabled in sie whatever SIE
+ * says): an interrupt that arrives after the check then ends the wfi, instead
+ * of being taken between the check and the wfi and leaving the wfi to sleep
+ * with nothing left to wake it (a lost wake-up, seen under load). SIE is set
+ * again after each wfi, so the interrupt is taken there. */
 #define WAIT_UNTIL(cond) do { \
         u64 t_end_ = now() + WAIT_TICKS; \
-        while (!(cond) && now() < t_end_) \
+        u64 sie_ = csr_read(sstatus) & SSTATUS_SIE; \
+        for (;;) { \
+            csr_clear(sstatus, SSTATUS_SIE); \
+            if ((cond) || now() >= t_end_) \
+                break; \
             wfi(); \
+            csr_set(sstatus, sie_); \
+        } \
+        csr_set(sstatus, sie_); \
     } while (0)
 
 static void sei_arm(void)
