@@ -64,12 +64,13 @@ const CASES: { name: string; what: string; code: Line[] }[] = [
   },
   {
     name: "fp",
-    what: "F/D: an inline fld, fadd.d and fmadd.d through the fast paths, fdiv.d through fexec",
+    what: "F/D: an inline fld, fadd.d and fmul.d inline, fmadd.d through the fast path, fdiv.d through fexec",
     code: [
       [encFload(8, 1, X.a0, 0), "fld f1, 0(a0)"],
       [encFp(FP_OP.fadd!, 1, 2, 1, 1, 7), "fadd.d f2, f1, f1 (dyn)"],
       [encFma("fmadd", 1, 3, 1, 2, 2, 0), "fmadd.d f3, f1, f2, f2 (rne)"],
       [encFp(FP_OP.fdiv!, 1, 4, 3, 2, 7), "fdiv.d f4, f3, f2"],
+      [encFp(FP_OP.fmul!, 1, 5, 4, 1, 0), "fmul.d f5, f4, f1 (rne)"],
       [encJalr(0, X.ra, 0), "ret"],
     ],
   },

@@ -431,6 +431,40 @@ class RegionEmitter {
     this.get(P_S); this.get(fs); this.op(Op.i64_reinterpret_f64); this.mem(Op.i64_store, L.HART_F + 8 * rd);
   }
 
+  // fmul.d in round-to-nearest inline, as fpu.ts f64_mul_rne: a product whose magnitude is above
+  // 2^-1022 and finite needs no underflow or overflow handling (else the general path, label 0),
+  // and it is exact iff the product of the operands' odd significand parts fits in 53 bits.
+  private mulD(args: [number, boolean][], rd: number): void {
+    this.usesF64 = true;
+    const fx = L_X0 + this.xlocal.size, fy = fx + 1, fs = fx + 2;
+    const [[a], [b]] = args as [[number, boolean], [number, boolean]];
+    this.loadF(a); this.tee(L_T); this.op(Op.f64_reinterpret_i64); this.set(fx);
+    this.loadF(b); this.tee(L_VA); this.op(Op.f64_reinterpret_i64); this.set(fy);
+    this.get(fx); this.get(fy); this.op(Op.f64_mul); this.tee(fs);
+    this.op(Op.f64_abs); this.f64c(2.2250738585072014e-308); this.op(Op.f64_gt);
+    this.get(fs); this.op(Op.f64_abs); this.f64c(Infinity); this.op(Op.f64_lt, Op.i32_and, Op.i32_eqz); this.brIf(0);
+    // The odd significand parts, in place of the operands' bits.
+    for (const l of [L_T, L_VA]) {
+      this.get(l); this.i64c(0xfffffffffffffn); this.op(Op.i64_and);
+      this.i64c(1n << 52n); this.i64c(0); this.get(l); this.i64c(0x7ff0000000000000n); this.op(Op.i64_and, Op.i64_eqz, Op.i32_eqz, Op.select);
+      this.op(Op.i64_or); this.tee(l); this.get(l); this.op(Op.i64_ctz, Op.i64_shr_u); this.set(l);
+    }
+    // n = 128 - clz(oa) - clz(ob) bits; inexact if n > 54, or n == 54 and oa * ob >= 2^53.
+    this.i64c(128); this.get(L_T); this.op(Op.i64_clz, Op.i64_sub); this.get(L_VA); this.op(Op.i64_clz, Op.i64_sub, Op.i32_wrap_i64); this.set(L_H);
+    this.get(L_H); this.i32c(54); this.op(Op.i32_gt_s);
+    this.get(L_H); this.i32c(54); this.op(Op.i32_eq);
+    this.get(L_T); this.get(L_VA); this.op(Op.i64_mul); this.i64c(0x20000000000000n); this.op(Op.i64_ge_u, Op.i32_and, Op.i32_or); this.open();
+    this.get(P_S); this.get(P_S); this.mem(Op.i64_load, L.HART_FCSR); this.i64c(1); this.op(Op.i64_or); this.mem(Op.i64_store, L.HART_FCSR); // NX
+    this.close();
+    this.get(P_S); this.get(fs); this.op(Op.i64_reinterpret_f64); this.mem(Op.i64_store, L.HART_F + 8 * rd);
+  }
+
+  private f64c(v: number): void {
+    this.c.byte(Op.f64_const);
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    for (let k = 0; k < 8; k++) this.c.byte(b[k]!);
+  }
+
   private f64c0(): void { this.c.byte(Op.f64_const); for (let k = 0; k < 8; k++) this.c.byte(0); }
 
   private loadF(f: number): void { this.get(P_S); this.mem(Op.i64_load, L.HART_F + 8 * f); }
@@ -496,6 +530,7 @@ class RegionEmitter {
       this.op(Op.block, T_VOID); this.depth++; // $general
       if (fast.dyn) { this.get(P_S); this.mem(Op.i64_load, L.HART_FCSR); this.i64c(0xe0); this.op(Op.i64_and, Op.i64_eqz, Op.i32_eqz); this.brIf(0); }
       if (fast.fn === F_ADDD) this.addD(fast.args, (i.word >>> 7) & 31);
+      else if (fast.fn === F_MULD) this.mulD(fast.args, (i.word >>> 7) & 31);
       else {
         for (const [x, neg] of fast.args) { this.get(P_S); this.mem(Op.i64_load, L.HART_F + 8 * x); if (neg) { this.i64c(-(1n << 63n)); this.op(Op.i64_xor); } }
         this.call(fast.fn); this.tee(L_T);

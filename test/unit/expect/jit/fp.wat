@@ -1,9 +1,10 @@
-;; F/D: an inline fld, fadd.d and fmadd.d through the fast paths, fdiv.d through fexec
+;; F/D: an inline fld, fadd.d and fmul.d inline, fmadd.d through the fast path, fdiv.d through fexec
 ;; 000: 00053087  fld f1, 0(a0)
 ;; 004: 0210f153  fadd.d f2, f1, f1 (dyn)
 ;; 008: 122081c3  fmadd.d f3, f1, f2, f2 (rne)
 ;; 00c: 1a21f253  fdiv.d f4, f3, f2
-;; 010: 00008067  ret
+;; 010: 121202d3  fmul.d f5, f4, f1 (rne)
+;; 014: 00008067  ret
 (module
   (type (;0;) (func (param i32 i64 i32 i64 i32 i32 i64 i64 i32) (result i64)))
   (type (;1;) (func (param i64 i64) (result i64)))
@@ -338,6 +339,116 @@
           local.set 9
           br 2 (;@1;)
         end
+        block  ;; label = @3
+          block  ;; label = @4
+            local.get 0
+            i64.load offset=288 align=1
+            local.tee 11
+            f64.reinterpret_i64
+            local.set 17
+            local.get 0
+            i64.load offset=264 align=1
+            local.tee 10
+            f64.reinterpret_i64
+            local.set 18
+            local.get 17
+            local.get 18
+            f64.mul
+            local.tee 19
+            f64.abs
+            f64.const 0x1p-1022 (;=2.22507e-308;)
+            f64.gt
+            local.get 19
+            f64.abs
+            f64.const inf (;=inf;)
+            f64.lt
+            i32.and
+            i32.eqz
+            br_if 0 (;@4;)
+            local.get 11
+            i64.const 4503599627370495
+            i64.and
+            i64.const 4503599627370496
+            i64.const 0
+            local.get 11
+            i64.const 9218868437227405312
+            i64.and
+            i64.eqz
+            i32.eqz
+            select
+            i64.or
+            local.tee 11
+            local.get 11
+            i64.ctz
+            i64.shr_u
+            local.set 11
+            local.get 10
+            i64.const 4503599627370495
+            i64.and
+            i64.const 4503599627370496
+            i64.const 0
+            local.get 10
+            i64.const 9218868437227405312
+            i64.and
+            i64.eqz
+            i32.eqz
+            select
+            i64.or
+            local.tee 10
+            local.get 10
+            i64.ctz
+            i64.shr_u
+            local.set 10
+            i64.const 128
+            local.get 11
+            i64.clz
+            i64.sub
+            local.get 10
+            i64.clz
+            i64.sub
+            i32.wrap_i64
+            local.set 13
+            local.get 13
+            i32.const 54
+            i32.gt_s
+            local.get 13
+            i32.const 54
+            i32.eq
+            local.get 11
+            local.get 10
+            i64.mul
+            i64.const 9007199254740992
+            i64.ge_u
+            i32.and
+            i32.or
+            if  ;; label = @5
+              local.get 0
+              local.get 0
+              i64.load offset=528 align=1
+              i64.const 1
+              i64.or
+              i64.store offset=528 align=1
+            end
+            local.get 0
+            local.get 19
+            i64.reinterpret_f64
+            i64.store offset=296 align=1
+            br 1 (;@3;)
+          end
+          i32.const 303170259
+          call 2
+          if  ;; label = @4
+            local.get 7
+            i64.const 4
+            i64.add
+            local.set 7
+            local.get 1
+            i64.const 16
+            i64.add
+            local.set 9
+            br 3 (;@1;)
+          end
+        end
         local.get 15
         i64.const 0
         i64.add
@@ -345,7 +456,7 @@
         i64.and
         local.set 9
         local.get 7
-        i64.const 5
+        i64.const 6
         i64.add
         local.set 7
         i32.const 1
