@@ -152,12 +152,46 @@ export function emitRegion(r: Region, track: CodeEnv): Emitted {
   return new RegionEmitter(r, track).emit();
 }
 
+// A function body being written: the encodings every emitter here uses.
+class Code {
+  readonly c = new Bytes();
+  protected op(a: number, b = -1, d = -1, e = -1): void {
+    const c = this.c;
+    c.byte(a);
+    if (b >= 0) c.byte(b);
+    if (d >= 0) c.byte(d);
+    if (e >= 0) c.byte(e);
+  }
+  protected i64c(v: bigint | number): void {
+    this.c.byte(Op.i64_const);
+    if (typeof v === "number" && v === (v | 0)) this.c.s32(v); // small constants (offsets, counts)
+    else this.c.s64(BigInt(v));
+  }
+  protected i32c(v: number): void { this.c.byte(Op.i32_const).s32(v); }
+  protected f64c(v: number): void {
+    this.c.byte(Op.f64_const);
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    for (let k = 0; k < 8; k++) this.c.byte(b[k]!);
+  }
+  protected get(l: number): void { this.c.byte(Op.local_get).u32(l); }
+  protected set(l: number): void { this.c.byte(Op.local_set).u32(l); }
+  protected tee(l: number): void { this.c.byte(Op.local_tee).u32(l); }
+  protected mem(o: number, off = 0): void { this.c.byte(o).u32(0).u32(off); }
+  protected br(depth: number): void { this.c.byte(Op.br).u32(depth); }
+  protected brIf(depth: number): void { this.c.byte(Op.br_if).u32(depth); }
+  protected call(f: number): void { this.c.byte(Op.call).u32(f); }
+  // The address of va's entry in the L1 TLB table `table` (both locals), as mmu.ts finds it.
+  protected l1Entry(table: number, va: number): void {
+    this.get(table); this.get(va); this.i64c(12); this.op(Op.i64_shr_u, Op.i32_wrap_i64); this.i32c(L.L1_ENTRIES - 1); this.op(Op.i32_and);
+    this.i32c(4); this.op(Op.i32_shl, Op.i32_add);
+  }
+}
+
 // The emitter is a class of small methods rather than one function of closures: V8 optimises
 // each method on its own, where optimising one large function of closures took it about a
 // second per attempt on a background thread (measured with perf: a quarter of a Debian boot's
 // CPU time went to compiling the translator itself).
-class RegionEmitter {
-  private readonly c = new Bytes();
+class RegionEmitter extends Code {
   private readonly used = new Set<number>();
   private readonly written = new Set<number>();
   private readonly k: number;
@@ -178,6 +212,7 @@ class RegionEmitter {
   private depth = 0;
 
   constructor(private readonly r: Region, private readonly track: CodeEnv) {
+    super();
     for (const b of r.blocks) for (const { insn: i } of b.insns) regsOf(i, this.used, this.written);
     this.k = r.blocks.length;
     this.index = new Map(r.blocks.map((b, i) => [b.off, i]));
@@ -213,26 +248,6 @@ class RegionEmitter {
   }
 
   // --- encoding helpers
-  private op(a: number, b = -1, d = -1, e = -1): void {
-    const c = this.c;
-    c.byte(a);
-    if (b >= 0) c.byte(b);
-    if (d >= 0) c.byte(d);
-    if (e >= 0) c.byte(e);
-  }
-  private i64c(v: bigint | number): void {
-    this.c.byte(Op.i64_const);
-    if (typeof v === "number" && v === (v | 0)) this.c.s32(v); // small constants (offsets, counts)
-    else this.c.s64(BigInt(v));
-  }
-  private i32c(v: number): void { this.c.byte(Op.i32_const).s32(v); }
-  private get(l: number): void { this.c.byte(Op.local_get).u32(l); }
-  private set(l: number): void { this.c.byte(Op.local_set).u32(l); }
-  private tee(l: number): void { this.c.byte(Op.local_tee).u32(l); }
-  private mem(o: number, off = 0): void { this.c.byte(o).u32(0).u32(off); }
-  private br(depth: number): void { this.c.byte(Op.br).u32(depth); }
-  private brIf(depth: number): void { this.c.byte(Op.br_if).u32(depth); }
-  private call(f: number): void { this.c.byte(Op.call).u32(f); }
   private open(t: number = T_VOID): void { this.op(Op.if, t); this.depth++; } // consumes the condition
   private close(): void { this.op(Op.end); this.depth--; }
   private xl(x: number): number { return this.xlocal.get(x)!; }
@@ -417,26 +432,22 @@ class RegionEmitter {
   // exact iff each operand comes back from it (Fast2Sum); anything else branches to the general
   // path (label 0) having changed nothing.
   private addD(args: [number, boolean][], rd: number): void {
-    this.usesF64 = true;
-    const fx = L_X0 + this.xlocal.size, fy = fx + 1, fs = fx + 2;
+    const [fx, fy, fs] = this.f64Temps();
     const [[a], [b, neg]] = args as [[number, boolean], [number, boolean]];
     this.loadF(a); this.op(Op.f64_reinterpret_i64); this.set(fx);
     this.loadF(b); this.op(Op.f64_reinterpret_i64); if (neg) this.op(Op.f64_neg); this.set(fy);
     this.get(fx); this.get(fy); this.op(Op.f64_add); this.tee(fs);
-    this.get(fs); this.op(Op.f64_sub); this.f64c0(); this.op(Op.f64_ne); this.brIf(0);
+    this.get(fs); this.op(Op.f64_sub); this.f64c(0); this.op(Op.f64_ne); this.brIf(0);
     this.get(fs); this.get(fx); this.op(Op.f64_sub); this.get(fy); this.op(Op.f64_ne);
-    this.get(fs); this.get(fy); this.op(Op.f64_sub); this.get(fx); this.op(Op.f64_ne, Op.i32_or); this.open();
-    this.get(P_S); this.get(P_S); this.mem(Op.i64_load, L.HART_FCSR); this.i64c(1); this.op(Op.i64_or); this.mem(Op.i64_store, L.HART_FCSR); // NX
-    this.close();
-    this.get(P_S); this.get(fs); this.op(Op.i64_reinterpret_f64); this.mem(Op.i64_store, L.HART_F + 8 * rd);
+    this.get(fs); this.get(fy); this.op(Op.f64_sub); this.get(fx); this.op(Op.f64_ne, Op.i32_or);
+    this.fpResult(fs, rd);
   }
 
   // fmul.d in round-to-nearest inline, as fpu.ts f64_mul_rne: a product whose magnitude is above
   // 2^-1022 and finite needs no underflow or overflow handling (else the general path, label 0),
   // and it is exact iff the product of the operands' odd significand parts fits in 53 bits.
   private mulD(args: [number, boolean][], rd: number): void {
-    this.usesF64 = true;
-    const fx = L_X0 + this.xlocal.size, fy = fx + 1, fs = fx + 2;
+    const [fx, fy, fs] = this.f64Temps();
     const [[a], [b]] = args as [[number, boolean], [number, boolean]];
     this.loadF(a); this.tee(L_T); this.op(Op.f64_reinterpret_i64); this.set(fx);
     this.loadF(b); this.tee(L_VA); this.op(Op.f64_reinterpret_i64); this.set(fy);
@@ -453,73 +464,69 @@ class RegionEmitter {
     this.i64c(128); this.get(L_T); this.op(Op.i64_clz, Op.i64_sub); this.get(L_VA); this.op(Op.i64_clz, Op.i64_sub, Op.i32_wrap_i64); this.set(L_H);
     this.get(L_H); this.i32c(54); this.op(Op.i32_gt_s);
     this.get(L_H); this.i32c(54); this.op(Op.i32_eq);
-    this.get(L_T); this.get(L_VA); this.op(Op.i64_mul); this.i64c(0x20000000000000n); this.op(Op.i64_ge_u, Op.i32_and, Op.i32_or); this.open();
+    this.get(L_T); this.get(L_VA); this.op(Op.i64_mul); this.i64c(0x20000000000000n); this.op(Op.i64_ge_u, Op.i32_and, Op.i32_or);
+    this.fpResult(fs, rd);
+  }
+
+  // The three f64 temporaries of an inline operation (operands, result), after the register locals.
+  private f64Temps(): [number, number, number] {
+    this.usesF64 = true;
+    const fx = L_X0 + this.xlocal.size;
+    return [fx, fx + 1, fx + 2];
+  }
+
+  // With "inexact" on the stack: accumulates NX in fcsr if so, and writes the result to f[rd].
+  private fpResult(fs: number, rd: number): void {
+    this.open();
     this.get(P_S); this.get(P_S); this.mem(Op.i64_load, L.HART_FCSR); this.i64c(1); this.op(Op.i64_or); this.mem(Op.i64_store, L.HART_FCSR); // NX
     this.close();
     this.get(P_S); this.get(fs); this.op(Op.i64_reinterpret_f64); this.mem(Op.i64_store, L.HART_F + 8 * rd);
   }
 
-  private f64c(v: number): void {
-    this.c.byte(Op.f64_const);
-    const b = new Uint8Array(new Float64Array([v]).buffer);
-    for (let k = 0; k < 8; k++) this.c.byte(b[k]!);
-  }
-
-  private f64c0(): void { this.c.byte(Op.f64_const); for (let k = 0; k < 8; k++) this.c.byte(0); }
-
   private loadF(f: number): void { this.get(P_S); this.mem(Op.i64_load, L.HART_F + 8 * f); }
 
-  // The double-precision moves, sign injections and compares, inline: bit operations and a wasm
-  // compare, which for operands that are not NaN is exactly RISC-V's (unprivileged spec 13.7,
-  // 13.8; a NaN operand, which may raise NV, takes the general path). True if it emitted the
-  // whole instruction; for the compares, `general` is the label to branch to for the general path.
-  private inlineFp(w: number, general: number | undefined): boolean {
-    const f7 = w >>> 25, f3 = (w >>> 12) & 7, rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
-    if ((w & 0x7f) !== 0x53) return false;
-    if (f7 === 0x11 && f3 <= 2 && general === undefined) { // fsgnj.d, fsgnjn.d, fsgnjx.d
-      this.get(P_S);
-      if (f3 === 2) { this.loadF(rs1); this.loadF(rs2); this.i64c(MS_SD); this.op(Op.i64_and, Op.i64_xor); }
-      else {
-        this.loadF(rs1); this.i64c(~MS_SD); this.op(Op.i64_and);
-        this.loadF(rs2); if (f3 === 1) { this.i64c(-1); this.op(Op.i64_xor); } this.i64c(MS_SD); this.op(Op.i64_and, Op.i64_or);
-      }
-      this.mem(Op.i64_store, L.HART_F + 8 * rd);
-      this.dirtyFs();
-      return true;
+  // The double-precision moves and sign injections inline (bit operations; they cannot trap
+  // once mstatus.FS is on).
+  private fpMove(kind: "sgnj" | "fmvxd" | "fmvdx", w: number): void {
+    const f3 = (w >>> 12) & 7, rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
+    if (kind === "fmvxd") { this.loadF(rs1); this.setReg(rd); return; }
+    this.get(P_S);
+    if (kind === "fmvdx") this.reg(rs1);
+    else if (f3 === 2) { this.loadF(rs1); this.loadF(rs2); this.i64c(MS_SD); this.op(Op.i64_and, Op.i64_xor); } // fsgnjx.d
+    else { // fsgnj.d, fsgnjn.d
+      this.loadF(rs1); this.i64c(~MS_SD); this.op(Op.i64_and);
+      this.loadF(rs2); if (f3 === 1) { this.i64c(-1); this.op(Op.i64_xor); } this.i64c(MS_SD); this.op(Op.i64_and, Op.i64_or);
     }
-    if (f7 === 0x71 && f3 === 0 && rs2 === 0 && general === undefined) { // fmv.x.d
-      this.loadF(rs1); this.setReg(rd);
-      return true;
-    }
-    if (f7 === 0x79 && f3 === 0 && rs2 === 0 && general === undefined) { // fmv.d.x
-      this.get(P_S); this.reg(rs1); this.mem(Op.i64_store, L.HART_F + 8 * rd);
-      this.dirtyFs();
-      return true;
-    }
-    if (f7 === 0x51 && f3 <= 2 && general !== undefined) { // fle.d, flt.d, feq.d
-      this.loadF(rs1); this.set(L_T); this.loadF(rs2); this.set(L_VA);
-      for (const l of [L_T, L_VA]) { this.get(l); this.op(Op.f64_reinterpret_i64); this.get(l); this.op(Op.f64_reinterpret_i64, Op.f64_ne); this.brIf(general); }
-      this.get(L_T); this.op(Op.f64_reinterpret_i64); this.get(L_VA); this.op(Op.f64_reinterpret_i64);
-      this.op(f3 === 0 ? Op.f64_le : f3 === 1 ? Op.f64_lt : Op.f64_eq, Op.i64_extend_i32_u);
-      this.setReg(rd);
-      return true;
-    }
-    return false;
+    this.mem(Op.i64_store, L.HART_F + 8 * rd);
+    this.dirtyFs();
   }
 
-  private static isFpCompare(w: number): boolean {
-    return (w & 0x7f) === 0x53 && (w >>> 25) === 0x51 && ((w >>> 12) & 7) <= 2;
+  // fle.d, flt.d, feq.d inline: a wasm compare, which for operands that are not NaN is exactly
+  // RISC-V's (unprivileged spec 13.8); a NaN operand, which may raise NV, branches to the general
+  // path (label 0).
+  private fpCompare(w: number): void {
+    const f3 = (w >>> 12) & 7, rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
+    this.loadF(rs1); this.set(L_T); this.loadF(rs2); this.set(L_VA);
+    for (const l of [L_T, L_VA]) { this.get(l); this.op(Op.f64_reinterpret_i64); this.get(l); this.op(Op.f64_reinterpret_i64, Op.f64_ne); this.brIf(0); }
+    this.get(L_T); this.op(Op.f64_reinterpret_i64); this.get(L_VA); this.op(Op.f64_reinterpret_i64);
+    this.op(f3 === 0 ? Op.f64_le : f3 === 1 ? Op.f64_lt : Op.f64_eq, Op.i64_extend_i32_u);
+    this.setReg(rd);
   }
 
   private fp(i: Extract<Insn, { k: "fp" }>, off: number, idx: number): void {
-    if (this.inlineFpWhole(i.word, off, idx)) return;
+    const kind = inlineFpKind(i.word);
+    if (kind !== undefined && kind !== "cmp") {
+      this.fsOn(off, idx);
+      this.fpMove(kind, i.word);
+      return;
+    }
     const fast = fastFp(i.word);
-    const cmp = RegionEmitter.isFpCompare(i.word);
+    const cmp = kind === "cmp";
     if (cmp) {
       this.fsOn(off, idx);
       this.op(Op.block, T_VOID); this.depth++; // $done
       this.op(Op.block, T_VOID); this.depth++; // $general
-      this.inlineFp(i.word, 0);
+      this.fpCompare(i.word);
       this.br(1);
       this.close(); // $general
     } else if (fast) {
@@ -553,16 +560,6 @@ class RegionEmitter {
     // Whichever path ran, an instruction that wrote an f register left FS dirty (fexec.ts does
     // it on the general path).
     if (i.xw === 0) this.fsKnownDirty = true;
-  }
-
-  // The moves and sign injections, which cannot trap once mstatus.FS is on: no general path.
-  private inlineFpWhole(w: number, off: number, idx: number): boolean {
-    const f7 = w >>> 25;
-    if ((w & 0x7f) !== 0x53 || !(f7 === 0x11 || f7 === 0x71 || f7 === 0x79)) return false;
-    const f3 = (w >>> 12) & 7, rs2 = (w >>> 20) & 31;
-    if (f7 === 0x11 ? f3 > 2 : f3 !== 0 || rs2 !== 0) return false;
-    this.fsOn(off, idx);
-    return this.inlineFp(w, undefined);
   }
 
   private sys(i: Extract<Insn, { k: "sys" }>, off: number, len: number, idx: number): void {
@@ -602,21 +599,17 @@ class RegionEmitter {
   // va = rs1 + imm into L_VA; leaves on the stack whether the L1 entry of table `t` hits.
   private emitAddr(rs1: number, imm: number, t: number, size: number): void {
     this.reg(rs1); if (imm !== 0) { this.i64c(imm); this.op(Op.i64_add); } this.set(L_VA);
-    this.get(t);
-    this.get(L_VA); this.i64c(12); this.op(Op.i64_shr_u, Op.i32_wrap_i64); this.i32c(L.L1_ENTRIES - 1); this.op(Op.i32_and); this.i32c(4); this.op(Op.i32_shl, Op.i32_add); this.tee(L_E);
+    this.l1Entry(t, L_VA); this.tee(L_E);
     this.mem(Op.i64_load);
     this.get(L_VA); this.i64c(~0xfffn | BigInt(size - 1)); this.op(Op.i64_and); this.get(P_GEN); this.op(Op.i64_or);
     this.op(Op.i64_eq);
   }
 
-  private a(rs1: number): void { this.reg(rs1); }
-  private b(rs2: number, imm: number | bigint | undefined): void { if (imm === undefined) this.reg(rs2); else this.i64c(imm); }
-
   // Pushes rs1 op (rs2 or imm) (64-bit result) for the integer operations.
   private alu(o: AluOp, rs1: number, rs2: number, imm: number | bigint | undefined): void {
     const simple = SIMPLE_ALU[o];
-    const a = (): void => this.a(rs1);
-    const b = (): void => this.b(rs2, imm);
+    const a = (): void => this.reg(rs1);
+    const b = (): void => { if (imm === undefined) this.reg(rs2); else this.i64c(imm); };
     if (simple !== undefined) { a(); b(); this.op(simple); return; }
     switch (o) {
       case "slt": a(); b(); this.op(Op.i64_lt_s, Op.i64_extend_i32_u); return;
@@ -718,23 +711,26 @@ function regsOf(i: Insn, used: Set<number>, written: Set<number>): void {
 
 // The module-local helper: the high 64 bits of an unsigned 64x64 product (as cpu.ts mulhu).
 export function emitMulhu(): Bytes {
-  const c = new Bytes();
-  const A = 0, B = 1, LL = 2, LH = 3, HL = 4;
-  const get = (l: number): void => { c.byte(Op.local_get).u32(l); };
-  const set = (l: number): void => { c.byte(Op.local_set).u32(l); };
-  const lo = (l: number): void => { get(l); c.byte(Op.i64_const).s64(0xffffffffn).byte(Op.i64_and); };
-  const hi = (l: number): void => { get(l); c.byte(Op.i64_const).s64(32n).byte(Op.i64_shr_u); };
-  lo(A); lo(B); c.byte(Op.i64_mul); set(LL);
-  lo(A); hi(B); c.byte(Op.i64_mul); set(LH);
-  hi(A); lo(B); c.byte(Op.i64_mul); set(HL);
-  hi(A); hi(B); c.byte(Op.i64_mul); // hh
-  hi(LH); c.byte(Op.i64_add);
-  hi(HL); c.byte(Op.i64_add);
-  // mid = (ll >>> 32) + lo(lh) + lo(hl); + mid >>> 32
-  hi(LL); lo(LH); c.byte(Op.i64_add); lo(HL); c.byte(Op.i64_add);
-  c.byte(Op.i64_const).s64(32n).byte(Op.i64_shr_u);
-  c.byte(Op.i64_add);
-  return c;
+  return new MulhuCode().emit();
+}
+
+class MulhuCode extends Code {
+  emit(): Bytes {
+    const A = 0, B = 1, LL = 2, LH = 3, HL = 4;
+    const lo = (l: number): void => { this.get(l); this.i64c(0xffffffffn); this.op(Op.i64_and); };
+    const hi = (l: number): void => { this.get(l); this.i64c(32n); this.op(Op.i64_shr_u); };
+    lo(A); lo(B); this.op(Op.i64_mul); this.set(LL);
+    lo(A); hi(B); this.op(Op.i64_mul); this.set(LH);
+    hi(A); lo(B); this.op(Op.i64_mul); this.set(HL);
+    hi(A); hi(B); this.op(Op.i64_mul); // hh
+    hi(LH); this.op(Op.i64_add);
+    hi(HL); this.op(Op.i64_add);
+    // mid = (ll >>> 32) + lo(lh) + lo(hl); + mid >>> 32
+    hi(LL); lo(LH); this.op(Op.i64_add); lo(HL); this.op(Op.i64_add);
+    this.i64c(32n); this.op(Op.i64_shr_u);
+    this.op(Op.i64_add);
+    return this.c;
+  }
 }
 
 // The module-local chain lookup (see the top of this file): the map slot of the translation of
@@ -742,35 +738,46 @@ export function emitMulhu(): Bytes {
 // interpreter fetches those), its page has no fetch translation in the TLB, nothing is
 // translated there, or only the stub.
 export function emitChainLookup(env: CodeEnv): Bytes {
-  const c = new Bytes();
-  const PC = 0, VPAGE = 1, BASE = 2, XT = 3, GEN = 4, H = 5, E = 6; // params, then i32 locals
-  const get = (l: number): void => { c.byte(Op.local_get).u32(l); };
-  const tee = (l: number): void => { c.byte(Op.local_tee).u32(l); };
-  const i64c = (v: number | bigint): void => { c.byte(Op.i64_const).s64(BigInt(v)); };
-  const i32c = (v: number): void => { c.byte(Op.i32_const).s32(v); };
-  const mem = (o: number, off = 0): void => { c.byte(o).u32(0).u32(off); };
-  c.byte(Op.block).byte(T_VOID); // $no
-  get(PC); i64c(0xfff); c.byte(Op.i64_and); i64c(0xffe); c.byte(Op.i64_ge_u).byte(Op.br_if).u32(0);
-  // On the same page: by the frame the region was translated from.
-  get(PC); get(VPAGE); c.byte(Op.i64_sub); i64c(4096); c.byte(Op.i64_lt_u).byte(Op.if).byte(T_I32);
-  get(PC); get(VPAGE); c.byte(Op.i64_sub).byte(Op.i32_wrap_i64); get(BASE); c.byte(Op.i32_add);
-  c.byte(Op.else);
-  // Another page: its fetch translation as run() finds it (mmu.ts fetchHost).
-  get(XT); get(PC); i64c(12); c.byte(Op.i64_shr_u).byte(Op.i32_wrap_i64); i32c(L.L1_ENTRIES - 1); c.byte(Op.i32_and);
-  i32c(4); c.byte(Op.i32_shl).byte(Op.i32_add); tee(E);
-  mem(Op.i64_load); get(PC); i64c(~0xfffn); c.byte(Op.i64_and); get(GEN); c.byte(Op.i64_or).byte(Op.i64_ne).byte(Op.br_if).u32(1);
-  get(PC); get(E); mem(Op.i64_load, 8); c.byte(Op.i64_add).byte(Op.i32_wrap_i64);
-  c.byte(Op.end);
-  tee(H);
-  // Its slot in the map (jit.ts jitSlot): key, table index, block.
-  i32c(1); c.byte(Op.i32_shr_u); get(H); i32c(19); c.byte(Op.i32_shr_u).byte(Op.i32_xor); i32c(L.JIT_MAP_ENTRIES - 1); c.byte(Op.i32_and);
-  i32c(4); c.byte(Op.i32_shl); i32c(env.map ?? 0); c.byte(Op.i32_add); tee(E);
-  mem(Op.i32_load); get(H); c.byte(Op.i32_ne).byte(Op.br_if).u32(0);
-  get(E); mem(Op.i32_load, 4); i32c(env.stub ?? -1); c.byte(Op.i32_eq).byte(Op.br_if).u32(0);
-  get(E); c.byte(Op.return);
-  c.byte(Op.end); // $no
-  i32c(0);
-  return c;
+  return new ChainLookupCode().emit(env);
+}
+
+class ChainLookupCode extends Code {
+  emit(env: CodeEnv): Bytes {
+    const PC = 0, VPAGE = 1, BASE = 2, XT = 3, GEN = 4, H = 5, E = 6; // params, then i32 locals
+    this.op(Op.block, T_VOID); // $no
+    this.get(PC); this.i64c(0xfff); this.op(Op.i64_and); this.i64c(0xffe); this.op(Op.i64_ge_u); this.brIf(0);
+    // On the same page: by the frame the region was translated from.
+    this.get(PC); this.get(VPAGE); this.op(Op.i64_sub); this.i64c(4096); this.op(Op.i64_lt_u, Op.if, T_I32);
+    this.get(PC); this.get(VPAGE); this.op(Op.i64_sub, Op.i32_wrap_i64); this.get(BASE); this.op(Op.i32_add);
+    this.op(Op.else);
+    // Another page: its fetch translation as run() finds it (mmu.ts fetchHost).
+    this.l1Entry(XT, PC); this.tee(E);
+    this.mem(Op.i64_load); this.get(PC); this.i64c(~0xfffn); this.op(Op.i64_and); this.get(GEN); this.op(Op.i64_or, Op.i64_ne); this.brIf(1);
+    this.get(PC); this.get(E); this.mem(Op.i64_load, 8); this.op(Op.i64_add, Op.i32_wrap_i64);
+    this.op(Op.end);
+    this.tee(H);
+    // Its slot in the map (jit.ts jitSlot): key, table index, block.
+    this.i32c(1); this.op(Op.i32_shr_u); this.get(H); this.i32c(19); this.op(Op.i32_shr_u, Op.i32_xor); this.i32c(L.JIT_MAP_ENTRIES - 1); this.op(Op.i32_and);
+    this.i32c(4); this.op(Op.i32_shl); this.i32c(env.map ?? 0); this.op(Op.i32_add); this.tee(E);
+    this.mem(Op.i32_load); this.get(H); this.op(Op.i32_ne); this.brIf(0);
+    this.get(E); this.mem(Op.i32_load, 4); this.i32c(env.stub ?? -1); this.op(Op.i32_eq); this.brIf(0);
+    this.get(E); this.op(Op.return);
+    this.op(Op.end); // $no
+    this.i32c(0);
+    return this.c;
+  }
+}
+
+// The double-precision F/D instructions the emitter writes out in wasm (the exact encodings; a
+// reserved one goes to fexec.ts, which raises illegal-instruction): the sign injections, fmv.x.d,
+// fmv.d.x, and the compares (those with a general path for NaN operands).
+function inlineFpKind(w: number): "sgnj" | "fmvxd" | "fmvdx" | "cmp" | undefined {
+  if ((w & 0x7f) !== 0x53) return undefined;
+  const f7 = w >>> 25, f3 = (w >>> 12) & 7, rs2 = (w >>> 20) & 31;
+  if (f7 === 0x11 && f3 <= 2) return "sgnj";
+  if (f7 === 0x51 && f3 <= 2) return "cmp";
+  if (f3 !== 0 || rs2 !== 0) return undefined;
+  return f7 === 0x71 ? "fmvxd" : f7 === 0x79 ? "fmvdx" : undefined;
 }
 
 // fadd.d, fsub.d, fmul.d and the four fused multiply-adds in double precision, with a static
