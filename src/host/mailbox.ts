@@ -25,11 +25,11 @@ export const JIT_STAT_NAMES = [
   "translations", "modules", "live", "failed", "blocks", "guestInsns", "wasmBytes", "liveBytes", "maxLiveBytes", "translateMs",
   "evicted", "invalidated", "fenceI", "checks", "compileErrors",
 ] as const;
-// After JIT_STATS (8 + 15 slots): the VM an order is for (the host's number for it; translations
-// made during the order are counted to it), and written back with the result, the bytes of this
-// worker's live translations counted to that VM.
-export const OWNER = 24;
-export const OWNER_CODE_BYTES = 25;
+// After JIT_STATS: the VM an order is for (the host's number for it; translations made during the
+// order are counted to it), and written back with the result, the bytes of this worker's live
+// translations counted to that VM.
+export const OWNER = JIT_STATS + JIT_STAT_NAMES.length;
+export const OWNER_CODE_BYTES = OWNER + 1; // the last f64 slot used: within BYTES
 
 export const STATE_DONE = 0;
 export const STATE_ORDER = 1;

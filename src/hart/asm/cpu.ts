@@ -226,7 +226,6 @@ function system(insn: u32, pc: i64): i64 {
     if (p == 0 || (p == 1 && (ms & MS_TVM) != 0)) { raise(CAUSE_ILLEGAL, insn); return pc; }
     const rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
     sfence(X(S, rs1), rs1 == 0, X(S, rs2) & 0xFFFF, rs2 == 0);
-    markCtx();
     return pc + 4;
   }
   raise(CAUSE_ILLEGAL, insn);

@@ -98,6 +98,10 @@ export function flushAll(): void {
 // with a specific ASID, global mappings are kept. A fence of one address that L1 can only hold as
 // a 4 KiB translation invalidates just that page's slots; Linux issues many of these.
 export function sfence(va: i64, allVa: bool, asid: i64, allAsid: bool): void {
+  // run() looks at its TLB tables and fetch page again, whoever fenced (the hart's own
+  // sfence.vma, or the VMM's emulation called from translated code under bt): even a one-page
+  // fence, which starts no new generation, may take execute permission from the running page.
+  markCtx();
   store<i64>(S + HART_STAT_SFENCE, load<i64>(S + HART_STAT_SFENCE) + 1);
   const vpage = va & ~0xFFF;
   if (!allVa && !superCached(va)) {

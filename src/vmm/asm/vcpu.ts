@@ -13,7 +13,7 @@ import {
   VC_ST_BT_SYSCALL, VC_ST_BT_IRQ, VC_ST_BT_LEAVE, VC_ST_BT_DECLINED,
 } from "../layout";
 import {
-  setS, gPC, setPC, setExit, excCause, excTval, clearExc, setCount, setBase, gCount, gBase, markCtx, INTERRUPT, MS_FS, MS_SD,
+  setS, gPC, setPC, setExit, excCause, excTval, clearExc, setCount, setBase, gCount, gBase, INTERRUPT, MS_FS, MS_SD,
   CAUSE_ILLEGAL, CAUSE_ECALL_U, CAUSE_ECALL_S, CAUSE_FETCH_PAGE, CAUSE_LOAD_PAGE, CAUSE_STORE_PAGE,
 } from "../../hart/asm/state";
 import { KIND_R, KIND_W, KIND_X, flushAll } from "../../hart/asm/mmu";
@@ -163,14 +163,12 @@ export function btSys(insn: u32, pc: i64): i32 {
   store<i64>(real + HART_INSTRET, instret);
   setBase(base);
   setCount(cnt);
+  // After sfence.vma translated code leaves (mmu.ts sfence has run() reload its tables and fetch
+  // page, which translated code holding them in locals would run past).
   const fence = (insn >>> 25) == 0x09;
   if (insn == 0x10200073) bump(VC_ST_BT_SRET);
   else if (fence) bump(VC_ST_BT_SFENCE);
   else bump(VC_ST_BT_CSR);
-  // After sfence.vma run() must look at its TLB tables and fetch page again, as after the
-  // interpreter's own (cpu.ts system()): even a one-page fence, which starts no new generation,
-  // may have taken execute permission from the very page the translated code is running on.
-  if (fence) markCtx();
   let code = BT_TRAPPED;
   if (retired) {
     code = BT_NEXT;
