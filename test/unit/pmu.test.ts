@@ -6,7 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { HartCounter } from "../../src/hart/hart.js";
-import { Sbi, EXT_PMU, EXT_IPI, EXT_RFENCE, EXT_TIME, EXT_HSM, EXT_BASE, type SbiPlatform, type SbiResult } from "../../src/vmm/sbi.js";
+import { EXT_PMU, EXT_IPI, EXT_RFENCE, EXT_TIME, EXT_HSM, EXT_BASE, type SbiResult } from "../../src/vmm/sbi.js";
+import { sbiOn } from "./sbi-fake.js";
 import { FW_COUNTERS, NUM_COUNTERS, FW_EVENTS, type PmuHart } from "../../src/vmm/pmu.js";
 
 const SUCCESS = 0n, NOT_SUPPORTED = -2n, INVALID_PARAM = -3n, ALREADY_STARTED = -7n, ALREADY_STOPPED = -8n, NO_SHMEM = -9n;
@@ -34,17 +35,7 @@ class FakeHart implements PmuHart {
 
 function setup(harts = 2) {
   const hw = Array.from({ length: harts }, () => new FakeHart());
-  const platform: SbiPlatform = {
-    hartCount: harts,
-    setTimer: () => undefined, sendIpi: () => undefined, clearIpi: () => undefined, remoteSfence: () => undefined, remoteFenceI: () => undefined,
-    hartStart: () => SUCCESS, hartStop: () => SUCCESS, hartStatus: () => 0, hartSuspend: () => SUCCESS,
-    systemReset: () => undefined, consoleWrite: () => undefined, consoleRead: () => new Uint8Array(0),
-    readGuest: () => undefined, writeGuest: () => false,
-    counters: (h) => hw[h]!,
-  };
-  const sbi = new Sbi(platform);
-  const call = (hart: number, eid: bigint, fid: bigint, ...a: bigint[]): SbiResult =>
-    sbi.call(hart, { eid, fid, a: [...a, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6) });
+  const { sbi, call } = sbiOn(harts, { counters: (h) => hw[h]! });
   const pmu = (fid: bigint, ...a: bigint[]): SbiResult => call(0, EXT_PMU, fid, ...a);
   return { sbi, hw, call, pmu };
 }

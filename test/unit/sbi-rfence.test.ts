@@ -5,7 +5,8 @@
 // flush.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Sbi, EXT_RFENCE, type SbiPlatform, type SbiResult } from "../../src/vmm/sbi.js";
+import { EXT_RFENCE } from "../../src/vmm/sbi.js";
+import { sbiOn } from "./sbi-fake.js";
 import { Vcb, VCB_BYTES, FENCE_ALL, FENCE_I, KICK_LOOK } from "../../src/vmm/vcb.js";
 
 const SUCCESS = 0n;
@@ -14,25 +15,16 @@ function setup(harts: number) {
   const fenceI: number[] = [];
   const sfence: number[] = [];
   let mask = 0n;
-  const platform: SbiPlatform = {
-    hartCount: harts,
-    setTimer: () => undefined, sendIpi: () => undefined, clearIpi: () => undefined,
+  const { call } = sbiOn(harts, {
     remoteSfence: (h) => { sfence.push(h); },
     remoteFenceI: (h) => { fenceI.push(h); },
-    hartStart: () => SUCCESS, hartStop: () => SUCCESS, hartStatus: () => 0, hartSuspend: () => SUCCESS,
-    systemReset: () => undefined, consoleWrite: () => undefined, consoleRead: () => new Uint8Array(0),
     // The legacy calls pass the hart mask by address: every read returns `mask`.
     readGuest: (_pa, len) => {
       const b = new Uint8Array(len);
       new DataView(b.buffer).setBigUint64(0, mask, true);
       return b;
     },
-    writeGuest: () => false,
-    counters: () => { throw new Error("no counters here"); },
-  };
-  const sbi = new Sbi(platform);
-  const call = (hart: number, eid: bigint, fid: bigint, ...a: bigint[]): SbiResult =>
-    sbi.call(hart, { eid, fid, a: [...a, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6) });
+  });
   return { call, fenceI, sfence, setMask: (m: bigint) => { mask = m; } };
 }
 
