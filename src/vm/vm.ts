@@ -243,14 +243,14 @@ export class Vm {
     this.onWake?.(cpu);
   }
 
-  // A remote sfence.vma: done at once on a vCPU the host holds; asked of one a physical CPU is
-  // running, which the calling vCPU then waits for (see trap()).
   // SBI remote fence.i: a vCPU that is running must look at its physical CPU's translation cache
   // before it runs on (the caller waits until it has); one that is not will, before its next run.
   private remoteFenceI(v: VCpu): void {
     if (v.held) this.fencesAsked.push(v.vcb.requestFence(FENCE_I));
   }
 
+  // A remote sfence.vma: done at once on a vCPU the host holds; asked of one a physical CPU is
+  // running, which the calling vCPU then waits for (see trap()).
   private remoteFence(v: VCpu, start?: bigint, size?: bigint, asid?: bigint): void {
     if (!v.held) {
       v.core.fence(start, size, asid);

@@ -171,7 +171,7 @@ export class Sbi {
           if (fid === 0n) p.remoteFenceI(h);
           else if (fid === 1n && !whole) p.remoteSfence(h, a[2]!, a[3]!);
           else if (fid === 2n) p.remoteSfence(h, whole ? undefined : a[2]!, whole ? undefined : a[3]!, a[4]!);
-          else if (fid !== 0n) p.remoteSfence(h);
+          else p.remoteSfence(h);
         }
         return ok();
       }
