@@ -12,6 +12,7 @@ import { ensureDefaultGuest } from "../host/images/pull.js";
 import { exitTable } from "../vmm/stats.js";
 import type { HostStats } from "../host/host.js";
 import { DETACH, TYPIST_TICK_MS, QueryFilter, Typist, checkOnEof, releaseStdin } from "./console.js";
+import { openDisks, parseDiskArg, type DiskSpec } from "../host/disks/open.js";
 
 export { DEFAULT_CMDLINE };
 export { EOF_STOP_STATUS } from "./console.js";
@@ -32,6 +33,9 @@ interface RunOptions {
   mirror?: string;
   allowUnverified?: boolean;
   onEof: string;
+  disk: DiskSpec[];
+  console: string;
+  rng: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -48,6 +52,9 @@ export function registerRunCommand(program: Command): void {
     .option("--jit <on|off|eager>", JIT_HELP, jitSwitch, true)
     .option("--scatter-frames <seed>", "back guest RAM with machine frames in a seeded random order", positiveInt)
     .addOption(new Option("--on-eof <action>", "when piped input ends: poweroff (end the guest's shell once the last command is done, which powers the default guest off) or wait (run until the guest powers off)").default("poweroff"))
+    .option("--disk <file[,ro]>", "a disk image (raw) as the next virtio disk: /dev/vda, /dev/vdb, ... in order; ro: read-only (repeatable)", (v: string, all: DiskSpec[]) => [...all, parseDiskArg(v)], [] as DiskSpec[])
+    .addOption(new Option("--console <device>", "where your input goes: serial (the 16550, ttyS0) or virtio (a virtio console, hvc0: give the guest console=hvc0)").choices(["serial", "virtio"]).default("serial"))
+    .option("--no-rng", "leave out the virtio entropy device")
     .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
     .option("--stats", "print execution statistics at exit (exits by reason, shadow paging)")
     .option("--stats-json <path>", "write the same statistics as JSON to a file at exit")
@@ -92,6 +99,8 @@ async function runCommand(opts: RunOptions): Promise<number> {
   // The user's own files are read before the default guest is fetched: a typo fails at once.
   let kernel = opts.kernel !== undefined ? readInput(opts.kernel, "kernel") : undefined;
   let initrd = opts.initrd !== undefined ? readInput(opts.initrd, "initrd") : undefined;
+  // Disks too (and their locks taken): a missing or busy image fails before any download.
+  const backends = await openDisks(opts.disk);
   if (!kernel) {
     const g = await ensureDefaultGuest({ mirror: opts.mirror, quiet: !process.stderr.isTTY, allowUnverified: opts.allowUnverified });
     kernel = readInput(g.kernel, "kernel");
@@ -103,17 +112,27 @@ async function runCommand(opts: RunOptions): Promise<number> {
   // prompt) mean nothing in a file or a pipe, and no terminal will answer them there.
   const filter = out.isTTY ? undefined : new QueryFilter();
   const host = new Host({ pcpus: opts.pcpus, jit: opts.jit });
-  const vm = host.createVm({
-    kernel,
-    initrd,
-    cmdline: opts.append ?? DEFAULT_CMDLINE,
-    memBytes: opts.mem * 2 ** 20,
-    cpus: opts.cpus,
-    virt: opts.virt as VirtMode,
-    scatterSeed: opts.scatterFrames,
-    console: (b) => out.write(filter ? filter.pass(b) : b),
-    markers: opts.markers,
-  });
+  let vm: Vm;
+  try {
+    vm = host.createVm({
+      disks: backends.map((backend, i) => ({ name: `vd${String.fromCharCode(97 + i)}`, backend })),
+      primaryConsole: opts.console as "serial" | "virtio",
+      rng: opts.rng,
+      onDeviceError: (device, reason) => process.stderr.write(`\r\nringvisor: ${device} stopped: the guest's driver broke the virtio protocol (${reason}); the device waits for a reset\r\n`),
+      kernel,
+      initrd,
+      cmdline: opts.append ?? DEFAULT_CMDLINE,
+      memBytes: opts.mem * 2 ** 20,
+      cpus: opts.cpus,
+      virt: opts.virt as VirtMode,
+      scatterSeed: opts.scatterFrames,
+      console: (b) => out.write(filter ? filter.pass(b) : b),
+      markers: opts.markers,
+    });
+  } catch (e) {
+    await Promise.allSettled(backends.map((b) => b.close()));
+    throw e;
+  }
 
   const stdin = process.stdin;
   const tty = stdin.isTTY === true;
@@ -159,6 +178,9 @@ async function runCommand(opts: RunOptions): Promise<number> {
     }
   }
   const pcpus = host.stats().pcpus;
+  // Disks are flushed, closed and unlocked before the run ends.
+  vm.dispose();
+  await vm.closing;
   if (opts.stats) printStats(vm, r, pcpus);
   if (opts.statsJson) writeFileSync(opts.statsJson, JSON.stringify({ seconds: r.seconds, ...vm.stats(), pcpus }, null, 2) + "\n");
   return r.status;
@@ -171,6 +193,13 @@ function printStats(vm: Vm, r: RunResult, pcpus: HostStats["pcpus"]): void {
   w(`run: ${r.seconds.toFixed(3)} s, ${r.instructions} instructions, ${(Number(r.instructions) / r.seconds / 1e6).toFixed(1)} MIPS, --virt ${st.virt}`);
   w(`  host exits: ${Object.entries(st.hostExits).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);
   w(`  sbi calls:  ${Object.entries(st.sbi).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);
+  const dev = Object.entries(st.mmio).filter(([, c]) => c.loads + c.stores > 0).map(([k, c]) => `${k} ${num(c.loads)}/${num(c.stores)}`);
+  if (dev.length > 0) w(`  device register accesses (loads/stores): ${dev.join(", ")}`);
+  for (const d of st.virtio) {
+    const q = d.queues.map((c, i) => `q${i} ${num(c.requests)} req ${num(c.notifications)} notify ${num(c.interrupts)} irq${c.suppressed ? ` (${num(c.suppressed)} suppressed)` : ""} ${num(c.bytesIn)}B in ${num(c.bytesOut)}B out`);
+    const extra = Object.entries(d.device).map(([k, v]) => `${k} ${num(v)}`).join(", ");
+    w(`  ${d.name}: ${q.join("; ")}${extra ? `; ${extra}` : ""}${d.lastError ? `; FAILED: ${d.lastError}` : ""}`);
+  }
   if (pcpus.some((p) => p.jit)) w(`  translated code: ${(st.translatedCodeBytes / 1024).toFixed(0)} KiB of wasm live for this VM`);
   st.cpus.forEach((c, i) => {
     w(`  hart ${i}: ${Object.entries(c.hart).map(([k, v]) => `${k} ${num(v)}`).join(", ")}`);

@@ -34,6 +34,19 @@ export interface MmioCpu {
 // Physical address decoding for MMIO exits.
 export class Bus {
   private readonly maps: BusMapping[] = [];
+  // Register accesses by device: each is an MMIO exit (a posted store is a cheaper one).
+  private readonly counts = new Map<MmioDevice, { loads: number; stores: number }>();
+
+  accessCounts(): Record<string, { loads: number; stores: number }> {
+    return Object.fromEntries(this.maps.map((m) => [m.device.name, { ...(this.counts.get(m.device) ?? { loads: 0, stores: 0 }) }]));
+  }
+
+  private count(d: MmioDevice, store: boolean): void {
+    let c = this.counts.get(d);
+    if (!c) this.counts.set(d, (c = { loads: 0, stores: 0 }));
+    if (store) c.stores++;
+    else c.loads++;
+  }
 
   map(base: bigint, size: bigint, device: MmioDevice): void {
     for (const m of this.maps) {
@@ -49,15 +62,25 @@ export class Bus {
     return undefined;
   }
 
-  // The device windows, for a physical CPU that posts stores to them.
+  // The device windows, for a physical CPU that posts stores to them; windows that touch are
+  // merged (the virtio slots are one range).
   windows(): { base: bigint; size: bigint }[] {
-    return this.maps.map((m) => ({ base: m.base, size: m.size }));
+    const sorted = this.maps.map((m) => ({ base: m.base, size: m.size })).sort((a, b) => (a.base < b.base ? -1 : 1));
+    const out: { base: bigint; size: bigint }[] = [];
+    for (const w of sorted) {
+      const last = out[out.length - 1];
+      if (last && last.base + last.size === w.base) last.size += w.size;
+      else out.push(w);
+    }
+    return out;
   }
 
   // A store that was posted (it decoded to a device when it was made).
   write(addr: bigint, size: AccessSize, value: bigint): void {
     const m = this.find(addr);
-    if (m) m.device.write(Number(addr - m.base), size, value);
+    if (!m) return;
+    this.count(m.device, true);
+    m.device.write(Number(addr - m.base), size, value);
   }
 
   // Complete the MMIO access that the hart's last EXIT_MMIO describes. An address nothing decodes
@@ -70,6 +93,7 @@ export class Bus {
       return;
     }
     const off = Number(a.addr - m.base);
+    this.count(m.device, a.isStore);
     if (a.isStore) {
       m.device.write(off, a.size as AccessSize, a.value);
       h.mmioDone();

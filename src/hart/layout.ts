@@ -95,6 +95,9 @@ export const HART_STAT_JIT_INSNS = 1008; // instructions retired in translated c
 export const HART_STAT_JIT_CHAINS = 1016; // translated code that went straight on to other translated code
 // Where translated code that chains leaves the map slot of the code to run next (u32; 0: none).
 export const HART_JIT_NEXT = 1024;
+// A word of the hart's own that a guest fence does an atomic read-modify-write on: a full barrier
+// (binaryen cannot emit atomic.fence from AssemblyScript here; translated code uses atomic.fence).
+export const HART_FENCE_WORD = 1032;
 
 // Translation caches live in the same block (see src/hart/asm/mmu.ts).
 export const HART_L1TLB = 4096;

@@ -51,7 +51,6 @@ export interface HostStats {
 // spinning on a lock, or waiting for another's answer to an IPI, would otherwise wait out the
 // other's whole slice.
 const SMP_TURN_MS = 1;
-const POST_DRAIN_MS = 2;
 const SHRINK_WINDOW_MS = 5_000;
 const SHRINK_BELOW_SHARE = 0.02;
 
@@ -77,7 +76,6 @@ export class Host {
   private readonly activity = new Map<Vm, { atMs: number; runUs: number }>();
   private passQueued = false;
   private timer: NodeJS.Timeout | undefined;
-  private drainTimer: NodeJS.Timeout | undefined;
   private nextName = 1;
   private readonly t0 = hostClockMs();
   private closed = false;
@@ -90,7 +88,12 @@ export class Host {
     this.machine = new Machine(opts.machineBytes ?? defaultMachineBytes());
     this.sched = new CreditScheduler({ pcpus: n, sliceUs: opts.sliceUs, periodUs: opts.periodUs });
     this.jit = opts.jit ?? true;
-    for (let i = 0; i < n; i++) this.pcpus.push(new Pcpu(i, this.machine.mem, this.jit));
+    for (let i = 0; i < n; i++) {
+      const p = new Pcpu(i, this.machine.mem, this.jit);
+      // A store the vCPU on it posted reaches its device at once (a virtio QueueNotify, a UART byte).
+      p.onDoorbell = () => this.postedOn(p);
+      this.pcpus.push(p);
+    }
   }
 
   private nowUs(): number {
@@ -153,6 +156,7 @@ export class Host {
     if (vm.state === "running") vm.stop(130, "destroyed by the host");
     while (vm.vcpus.some((v) => v.held)) await new Promise((r) => setTimeout(r, 1));
     vm.dispose();
+    await vm.closing;
     this.forget(vm);
     this.vms.delete(vm.name);
   }
@@ -170,7 +174,6 @@ export class Host {
     for (const vm of this.list()) await this.destroy(vm);
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.drainTimer) clearInterval(this.drainTimer);
     for (const p of this.pcpus) p.close();
   }
 
@@ -306,15 +309,6 @@ export class Host {
     if (!p.busy) p.busySince = hostClockMs();
     p.busy = true;
     this.running.set(v, p);
-    // Stores the running vCPUs post reach their devices within a couple of milliseconds.
-    this.drainTimer ??= setInterval(() => {
-      if (this.running.size === 0) {
-        clearInterval(this.drainTimer);
-        this.drainTimer = undefined;
-        return;
-      }
-      for (const vm of this.vms.values()) vm.drainPosted();
-    }, POST_DRAIN_MS).unref();
     const core = v.core;
     const te = core instanceof TrapEmulateCore;
     p.run({
@@ -331,6 +325,12 @@ export class Host {
       (code) => this.handedBack(p, v, vm, pick, usedUs + p.ranMs * 1000, untilMs, code),
       (e: unknown) => this.crashed(p, v, vm, pick, e),
     );
+  }
+
+  private postedOn(p: Pcpu): void {
+    for (const [v, q] of this.running) {
+      if (q === p) this.entities.get(v)?.vm.drainPosted();
+    }
   }
 
   private handedBack(p: Pcpu, v: VCpu, vm: Vm, pick: SchedPick, usedUs: number, untilMs: number, code: number): void {

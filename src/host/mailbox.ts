@@ -31,6 +31,10 @@ export const JIT_STAT_NAMES = [
 export const OWNER = JIT_STATS + JIT_STAT_NAMES.length;
 export const OWNER_CODE_BYTES = OWNER + 1; // the last f64 slot used: within BYTES
 
+// i32 slot after the f64s: the worker sets it to 1 when it posts an MMIO store into an empty
+// doorbell (and notifies); the host's waiter clears it and drains the posted stores.
+export const DOORBELL = 2 * (OWNER_CODE_BYTES + 1);
+
 export const STATE_DONE = 0;
 export const STATE_ORDER = 1;
 export const STATE_QUIT = 2;

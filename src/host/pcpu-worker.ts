@@ -70,6 +70,7 @@ function postStore(real: BigInt64Array, vcb: Vcb): boolean {
   if (addr < alias) return false;
   if (!vcb.post(addr - alias, info & 0xff, BigInt.asUintN(64, field(real, L.HART_EXIT_DATA)))) return false;
   wasm.mmioDone(real.byteOffset, 0n);
+  if (Atomics.exchange(box, M.DOORBELL, 1) === 0) Atomics.notify(box, M.DOORBELL);
   return true;
 }
 

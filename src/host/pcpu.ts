@@ -43,12 +43,31 @@ export class Pcpu {
 
   private readonly jitEager: boolean;
 
+  // Called (main thread) when the worker has posted MMIO stores for the host to drain.
+  onDoorbell: (() => void) | undefined;
+  private closed = false;
+
   constructor(readonly index: number, private readonly mem: MachineMemory, jit: boolean | "eager" = true) {
     this.jitRegion = jit !== false ? mem.allocHost(JIT_REGION_BYTES / 4096) : undefined;
     this.jitEager = jit === "eager";
     this.box = new Int32Array(this.mailbox);
     this.boxF = new Float64Array(this.mailbox);
     this.worker = this.spawn();
+    this.watchDoorbell();
+  }
+
+  // One waiter at a time on the doorbell word; a pending waitAsync does not keep the process alive.
+  private watchDoorbell(): void {
+    if (this.closed) return;
+    const w = Atomics.waitAsync(this.box, M.DOORBELL, 0);
+    const rung = (): void => {
+      if (this.closed) return;
+      Atomics.store(this.box, M.DOORBELL, 0);
+      this.onDoorbell?.();
+      this.watchDoorbell();
+    };
+    if (w.async) void w.value.then(rung);
+    else queueMicrotask(rung);
   }
 
   // The translation cache's counters as of the last order this physical CPU finished.
@@ -145,6 +164,9 @@ export class Pcpu {
   }
 
   close(): void {
+    this.closed = true;
+    Atomics.store(this.box, M.DOORBELL, 1);
+    Atomics.notify(this.box, M.DOORBELL);
     Atomics.store(this.box, M.STATE, M.STATE_QUIT);
     Atomics.notify(this.box, M.STATE);
     this.worker.removeAllListeners("exit");

@@ -13,6 +13,15 @@ export const MMU_TYPE = "riscv,sv48";
 export const RTC = { base: 0x0010_1000n, size: GOLDFISH_RTC_SIZE, irq: 11 } as const;
 export const UART = { base: 0x1000_0000n, size: UART_SIZE, irq: 10 } as const;
 export const PLIC = { base: 0x0c00_0000n, ndev: 31 } as const;
+// virtio-mmio slots, as on QEMU's virt board: 4 KiB windows from 0x1000_1000, PLIC sources 1-8.
+// A VM's virtio devices fill them in order (disks first), and the device tree lists them in that
+// order, which is the order Linux probes them: the first disk is /dev/vda.
+export const VIRTIO = { base: 0x1000_1000n, stride: 0x1000n, slots: 8, irq: 1 } as const;
+
+export function virtioSlot(i: number): { base: bigint; irq: number } {
+  if (!Number.isInteger(i) || i < 0 || i >= VIRTIO.slots) throw new RangeError(`virtio slot ${i} outside 0..${VIRTIO.slots - 1}`);
+  return { base: VIRTIO.base + BigInt(i) * VIRTIO.stride, irq: VIRTIO.irq + i };
+}
 
 // The PLIC's register window grows with the number of harts (two contexts each).
 export function plicSize(harts: number): bigint {
@@ -20,7 +29,7 @@ export function plicSize(harts: number): bigint {
 }
 
 // The device tree a guest with `harts` harts and `memBytes` of RAM is given.
-export function boardTree(opts: { harts: number; memBytes: number; bootargs: string; initrd?: { start: bigint; end: bigint } }): DeviceTreeConfig {
+export function boardTree(opts: { harts: number; memBytes: number; bootargs: string; initrd?: { start: bigint; end: bigint }; virtioDevices?: number }): DeviceTreeConfig {
   return {
     memBase: RAM_BASE,
     memSize: BigInt(opts.memBytes),
@@ -32,6 +41,6 @@ export function boardTree(opts: { harts: number; memBytes: number; bootargs: str
     uart: { base: UART.base, irq: UART.irq },
     rtc: { base: RTC.base, irq: RTC.irq },
     plic: { base: PLIC.base, ndev: PLIC.ndev },
-    virtio: [],
+    virtio: Array.from({ length: opts.virtioDevices ?? 0 }, (_, i) => virtioSlot(i)),
   };
 }

@@ -21,7 +21,13 @@ import { Plic } from "../devices/plic.js";
 import { GoldfishRtc } from "../devices/goldfish-rtc.js";
 import { buildDeviceTree } from "./devicetree.js";
 import { planBoot } from "./kernel.js";
-import { RAM_BASE, TIMEBASE_HZ, UART, RTC, PLIC, plicSize, boardTree } from "./board.js";
+import { RAM_BASE, TIMEBASE_HZ, UART, RTC, PLIC, VIRTIO, plicSize, boardTree, virtioSlot } from "./board.js";
+import { GuestDma } from "../devices/virtio/dma.js";
+import { VirtioMmio, VIRTIO_MMIO_SIZE, type VirtioStats } from "../devices/virtio/mmio.js";
+import type { VirtioDevice } from "../devices/virtio/device.js";
+import { VirtioBlk, type BlockBackend } from "../devices/virtio/blk.js";
+import { VirtioConsole } from "../devices/virtio/console.js";
+import { VirtioRng } from "../devices/virtio/rng.js";
 import { firmware } from "./firmware.js";
 import { HSM_STARTED, HSM_STOPPED, type Sbi } from "../vmm/sbi.js";
 import { UserError } from "../errors.js";
@@ -62,6 +68,22 @@ export interface VmConfig {
   weight?: number;
   cap?: number;
   dedicated?: boolean;
+  // virtio devices (src/devices/virtio), in slot order: the disks (opened by the caller; the VM
+  // closes them when it is disposed), then the console and the entropy source.
+  disks?: DiskConfig[];
+  // Which console the user's input goes to: the 16550 (ttyS0, the default) or a virtio console
+  // (hvc0), which is then added. Output of both goes to `console`.
+  primaryConsole?: "serial" | "virtio";
+  // A virtio entropy device (default: yes).
+  rng?: boolean;
+  // A device found the guest's driver breaking the protocol and stopped (DEVICE_NEEDS_RESET).
+  onDeviceError?: (device: string, reason: string) => void;
+}
+
+export interface DiskConfig {
+  name: string; // the guest sees it as /dev/vd[a-h] in slot order; this names it for the host
+  backend: BlockBackend;
+  serial?: string; // VIRTIO_BLK_T_GET_ID: /sys/block/vdX/serial
 }
 
 export interface Marker {
@@ -80,6 +102,8 @@ export interface VmStats {
   ram: P2mStats; // how guest RAM lies in machine memory
   overheadBytes: number; // what the VM costs the machine beyond its RAM
   translatedCodeBytes: number; // wasm of the live translations its vCPUs caused, on every physical CPU
+  mmio: Record<string, { loads: number; stores: number }>; // register accesses (each an exit) by device
+  virtio: VirtioStats[];
   cpus: { hart: Record<string, number>; vmm?: VmmStats }[];
 }
 
@@ -105,6 +129,9 @@ export class Vm {
   readonly uart: Uart16550;
   readonly plic: Plic;
   readonly rtc: GoldfishRtc;
+  // The virtio devices, in slot order, and the virtio console if there is one.
+  readonly virtio: VirtioMmio[] = [];
+  readonly virtioConsole: VirtioConsole | undefined;
   readonly sbi: Sbi;
   readonly ram: P2m;
   readonly markers: Marker[] = [];
@@ -145,6 +172,21 @@ export class Vm {
       this.bus.map(UART.base, UART.size, this.uart);
       this.bus.map(RTC.base, RTC.size, this.rtc);
       this.bus.map(PLIC.base, plicSize(cfg.cpus), this.plic);
+      const dma = new GuestDma(machine.mem, this.ram);
+      const devices: VirtioDevice[] = (cfg.disks ?? []).map((d) => new VirtioBlk(`virtio-blk ${d.name}`, d.backend, d.serial ?? d.name));
+      if (cfg.primaryConsole === "virtio") {
+        this.virtioConsole = new VirtioConsole((b) => this.consoleOut(b));
+        devices.push(this.virtioConsole);
+      }
+      if (cfg.rng ?? true) devices.push(new VirtioRng());
+      if (devices.length > VIRTIO.slots) throw new UserError(`a VM has ${VIRTIO.slots} virtio slots; this one asks for ${devices.length} devices (${cfg.disks?.length ?? 0} disks)`);
+      devices.forEach((d, i) => {
+        const slot = virtioSlot(i);
+        const t = new VirtioMmio(d, dma, this.plic.irqLine(slot.irq));
+        t.onError = (reason) => cfg.onDeviceError?.(d.name, reason);
+        this.bus.map(slot.base, VIRTIO_MMIO_SIZE, t);
+        this.virtio.push(t);
+      });
       const vcbs = this.account.contiguous("vmm", Math.ceil((cfg.cpus * VCB_BYTES) / FRAME_BYTES));
       machine.mem.bytesAt(vcbs, cfg.cpus * VCB_BYTES).fill(0);
       for (let i = 0; i < cfg.cpus; i++) {
@@ -227,7 +269,7 @@ export class Vm {
   }
 
   private deviceTree(bootargs: string, initrd: { start: bigint; end: bigint } | undefined): Uint8Array {
-    return buildDeviceTree(boardTree({ harts: this.cfg.cpus, memBytes: this.memBytes, bootargs, initrd }));
+    return buildDeviceTree(boardTree({ harts: this.cfg.cpus, memBytes: this.memBytes, bootargs, initrd, virtioDevices: this.virtio.length }));
   }
 
   private consoleOut(b: Uint8Array): void {
@@ -374,7 +416,8 @@ export class Vm {
   }
 
   input(bytes: Uint8Array): void {
-    this.uart.input(bytes);
+    if (this.virtioConsole) this.virtioConsole.input(bytes);
+    else this.uart.input(bytes);
     this.onWake?.(this.vcpus[0]!);
   }
 
@@ -403,6 +446,8 @@ export class Vm {
       ram: this.ram.stats(),
       overheadBytes: (this.account.total - frames.ram) * FRAME_BYTES,
       translatedCodeBytes: [...this.translatedBytes.values()].reduce((a, b) => a + b, 0),
+      mmio: this.bus.accessCounts(),
+      virtio: this.virtio.map((t) => t.stats()),
       cpus: this.vcpus.map((c) => ({
         hart: c.hart.stats(),
         vmm: c.core instanceof TrapEmulateCore ? readVmmStats((off) => (c.core as TrapEmulateCore).counter(off)) : undefined,
@@ -415,7 +460,14 @@ export class Vm {
     if (this.state === "disposed") return;
     if (this.state === "running") this.finish(130, "destroyed");
     this.rtc.close();
+    // Devices first: from here on no completion may write into these frames.
+    for (const t of this.virtio) t.shutdown();
+    this.closing = Promise.allSettled(this.virtio.map((t) => t.device.close())).then(() => undefined);
     this.account.release();
     this.state = "disposed";
   }
+
+  // Resolves when the VM's devices have closed their backends (disk images flushed, closed and
+  // unlocked) after dispose().
+  closing: Promise<void> = Promise.resolve();
 }

@@ -2,7 +2,7 @@
 // spent or something needs the host. Hot state (pc, instruction count, TLB table bases, the
 // current fetch page) lives in locals; everything rare is a call.
 import {
-  HART_PC, HART_PRIV, HART_INSTRET, HART_JIT_NEXT, HART_STAT_JIT_CHAINS, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
+  HART_PC, HART_PRIV, HART_INSTRET, HART_JIT_NEXT, HART_FENCE_WORD, HART_STAT_JIT_CHAINS, HART_WFI, HART_MIP, HART_MIE, HART_MSTATUS, HART_EXIT_INFO,
   HART_X, HART_F, HART_FCSR, HART_EXIT_DATA, HART_EXIT_TVAL, HART_RES_ADDR, HART_RES_VALUE, HART_FLAGS, FLAG_MARKERS, HART_KICK_ADDR, EXIT_MARKER, L1_ENTRIES, EXIT_BUDGET, EXIT_WFI, EXIT_MMIO, EXIT_WATCH,
   HART_STAT_JIT_RUNS, HART_STAT_JIT_INSNS,
 } from "../layout";
@@ -524,6 +524,9 @@ export function run(state: usize, budget: i64): i32 {
           case 0x03: // MISC-MEM: fence, fence.i (translated code may need dropping: SLOW_FENCEI)
             if (f3 > 1) { sCause = CAUSE_ILLEGAL; sTval = insn; slow = SLOW_EXC; break; }
             if (f3 == 1 && jitMap != 0) { slow = SLOW_FENCEI; break; }
+            // A guest's fence orders its accesses for device models on the host's main thread
+            // (virtio: descriptors before avail->idx), which plain wasm accesses alone do not.
+            if (f3 == 0) atomic.add<i64>(s + HART_FENCE_WORD, 0);
             pc += 4;
             count++;
             continue;

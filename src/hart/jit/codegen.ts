@@ -320,7 +320,10 @@ class RegionEmitter extends Code {
       case "stop":
         this.exitAt(off, idx);
         return true;
-      case "nop":
+      case "fence":
+        // The guest orders its stores (a virtio driver's descriptors before avail->idx) for a
+        // device model on another thread: wasm's atomic.fence orders this thread's plain accesses.
+        this.c.byte(Op.atomic_prefix).u32(Op.atomic_fence).byte(0);
         return false;
       case "li":
         if (i.rd !== 0) { this.i64c(i.imm); this.setReg(i.rd); }

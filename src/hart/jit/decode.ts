@@ -32,7 +32,7 @@ export type Insn =
   // reads: the integer registers it reads; rd: the one it may write; end: control never simply
   // falls through (sret, ecall).
   | { k: "sys"; word: number; reads: number[]; rd: number; end: boolean }
-  | { k: "nop" } // fence
+  | { k: "fence" } // fence: an atomic.fence, so device models on other threads see stores in order
   | { k: "stop" };
 
 export interface Decoded {
@@ -110,7 +110,7 @@ export function decode32(i: number): Insn {
     }
     case 0x0d: return { k: "li", rd, imm: BigInt(i & 0xfffff000) }; // LUI (i is a signed 32-bit value)
     case 0x05: return { k: "auipc", rd, imm: BigInt(i & 0xfffff000) };
-    case 0x03: return f3 === 0 ? { k: "nop" } : STOP; // fence; fence.i goes to the interpreter
+    case 0x03: return f3 === 0 ? { k: "fence" } : STOP; // fence; fence.i goes to the interpreter
     case 0x01: // LOAD-FP
       return f3 === 2 || f3 === 3 ? { k: "fload", rd, rs1, imm: immI, size: f3 === 3 ? 8 : 4 } : STOP;
     case 0x09: // STORE-FP

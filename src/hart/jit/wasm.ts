@@ -28,7 +28,7 @@ export const Op = {
   f64_add: 0xa0, f64_sub: 0xa1, f64_mul: 0xa2, i64_clz: 0x79, i64_ctz: 0x7a,
   i64_reinterpret_f64: 0xbd, f64_reinterpret_i64: 0xbf,
   i64_extend8_s: 0xc2, i64_extend16_s: 0xc3, i64_extend32_s: 0xc4,
-  atomic_prefix: 0xfe, i32_atomic_store: 0x17, // threads proposal: 0xfe, then the op as a u32
+  atomic_prefix: 0xfe, i32_atomic_store: 0x17, atomic_fence: 0x03, // threads proposal: 0xfe, then the op as a u32
 } as const;
 
 // A growable byte buffer with the format's integer encodings.

@@ -112,12 +112,14 @@ export function buildInitramfs(inputs: InitramfsInputs): Buffer {
 
 // Identifies how initramfs contents are laid out (script, applets, marker, files): a cached
 // initramfs built by an older recipe is rebuilt even if its inputs are unchanged.
-export function initramfsRecipe(): string {
+// `wanted`: the module names asked for, which are part of the recipe (a new driver in the list
+// rebuilds the cached initramfs).
+export function initramfsRecipe(wanted: readonly string[] = []): string {
   const probe = initramfsEntries({
     busybox: new Uint8Array(),
     kernelVersion: "0",
     modules: [{ name: "m", path: "kernel/m.ko", data: Buffer.alloc(0), depends: [] }],
     builtinList: "",
   });
-  return createHash("sha256").update(writeNewc(probe)).digest("hex").slice(0, 16);
+  return createHash("sha256").update(writeNewc(probe)).update(wanted.join(",")).digest("hex").slice(0, 16);
 }

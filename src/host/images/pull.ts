@@ -20,7 +20,12 @@ export const DEFAULT_GUEST = `debian-${SUITE}-${ARCH}`;
 
 // What the guest needs from modules (Debian builds the virtio drivers as modules); those the kernel builds
 // in are skipped, and dependencies are added.
-export const GUEST_MODULES: readonly string[] = ["virtio_mmio", "virtio_blk", "failover", "net_failover", "virtio_net", "virtio_balloon", "virtio_console"];
+export const GUEST_MODULES: readonly string[] = [
+  "virtio_mmio", "virtio_blk", "failover", "net_failover", "virtio_net", "virtio_balloon", "virtio_console", "virtio_rng",
+  "ext4", "crc32c_generic", // a root or data disk (ext4 asks the crypto API for crc32c by name)
+  "9pnet_virtio", "9p", // host folders shared into the guest
+  "vmw_vsock_virtio_transport", // the guest agent's channel
+];
 
 export interface PullOptions {
   mirror?: string;
@@ -175,7 +180,7 @@ function sameDebs(m: GuestManifest, debs: { kernel: DebRecord; busybox: DebRecor
 async function upToDate(cache: ImageCache, m: GuestManifest): Promise<boolean> {
   const dir = cache.guestDir(m.name);
   return (
-    m.recipe === initramfsRecipe() &&
+    m.recipe === initramfsRecipe(GUEST_MODULES) &&
     (await verifyFile(join(dir, m.kernel.file), m.kernel.size, m.kernel.sha256)) &&
     (await verifyFile(join(dir, m.initrd.file), m.initrd.size, m.initrd.sha256))
   );
@@ -237,7 +242,7 @@ async function build(ctx: Context, debs: { kernel: DebRecord; busybox: DebRecord
     mirror: origin.mirror,
     releaseSignature: origin.releaseSignature,
     createdAt: new Date().toISOString(),
-    recipe: initramfsRecipe(),
+    recipe: initramfsRecipe(GUEST_MODULES),
     kernel: {
       file: kernelFile,
       size: image.length,
