@@ -9,10 +9,12 @@
 #  - gpgv, debian-archive-keyring: verify the Debian archive the guest images come from
 #  - gnupg: the tests sign a throwaway local archive with their own key
 #  - cpio: cross-checks the initramfs archives Ringvisor writes, in tests
+#  - qemu-utils: qemu-img, which checks the qcow2 images Ringvisor writes and makes ones it reads
+#  - e2fsprogs: mke2fs -d builds ext4 disks from a directory; debugfs and e2fsck read them back
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-system-misc qemu-user opensbi device-tree-compiler gpgv debian-archive-keyring gnupg cpio)
+packages=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-system-misc qemu-user opensbi device-tree-compiler gpgv debian-archive-keyring gnupg cpio qemu-utils e2fsprogs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

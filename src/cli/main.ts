@@ -7,6 +7,7 @@ import { BareMachine } from "../vm/bare.js";
 import { registerImageCommands } from "./image.js";
 import { registerRunCommand } from "./run.js";
 import { registerUpCommand } from "./up.js";
+import { registerDiskCommands } from "./disk.js";
 
 const program = new Command();
 program.name("ringvisor").description("A RISC-V hypervisor written in TypeScript").version("0.1.0");
@@ -38,6 +39,7 @@ program
 registerRunCommand(program);
 registerUpCommand(program);
 registerImageCommands(program);
+registerDiskCommands(program);
 
 try {
   await program.parseAsync(process.argv);
