@@ -27,6 +27,8 @@ import { planBoot } from "../vm/kernel.js";
 import { buildDeviceTree } from "../vm/devicetree.js";
 import { RAM_BASE, boardTree } from "../vm/board.js";
 import type { RunResult, Vm, VmConfig } from "../vm/vm.js";
+import { openDisks, resolveDisk, type DiskSpec } from "../host/disks/open.js";
+import type { BlockBackend } from "../devices/virtio/blk.js";
 
 export const NEXT_CONSOLE = 0x1c; // Ctrl-backslash
 const MiB = 2 ** 20;
@@ -77,6 +79,8 @@ export function defaultLogDir(env: NodeJS.ProcessEnv = process.env): string {
 interface Planned {
   file: string;
   spec: VmSpec;
+  disks: DiskSpec[];
+  backends?: BlockBackend[];
   kernel?: Uint8Array; // undefined: the default guest
   initrd?: Uint8Array;
   log: string;
@@ -108,7 +112,9 @@ function plan(files: string[], opts: UpOptions): { vms: Planned[]; attach: strin
         throw new UserError(`${file}: field '${field}': ${(e as Error).message}`);
       }
     };
-    vms.push({ file, spec, kernel: read("kernel"), initrd: read("initrd"), log: "" });
+    // A disk that is a path is relative to the spec file; a bare name is in the disk store.
+    const disks = spec.disks.map((d) => ({ path: d.disk.includes("/") ? resolve(dirname(file), d.disk) : resolveDisk(d.disk), readOnly: d.readonly }));
+    vms.push({ file, spec, disks, kernel: read("kernel"), initrd: read("initrd"), log: "" });
   }
 
   const attach = opts.attach ?? vms[0]!.spec.name;
@@ -193,6 +199,19 @@ async function upCommand(files: string[], opts: UpOptions): Promise<number> {
   const p = plan(files, opts);
   // The user's own kernels first: a bad one is reported before the default guest is fetched.
   for (const v of p.vms) if (v.kernel) checkBoot(v, v.kernel, v.initrd);
+  // Then the disks, all of them opened and locked (one writer per image) or none.
+  try {
+    for (const v of p.vms) {
+      try {
+        v.backends = await openDisks(v.disks);
+      } catch (e) {
+        throw e instanceof UserError ? new UserError(`${v.file}: field 'disks': ${e.message}`) : e;
+      }
+    }
+  } catch (e) {
+    for (const v of p.vms) await Promise.allSettled((v.backends ?? []).map((b) => b.close()));
+    throw e;
+  }
   let guest: { kernel: Uint8Array; initrd: Uint8Array } | undefined;
   if (p.vms.some((v) => v.kernel === undefined)) {
     const g = await ensureDefaultGuest({ mirror: opts.mirror, quiet: !process.stderr.isTTY, allowUnverified: opts.allowUnverified });
@@ -249,6 +268,9 @@ class Session {
           weight: pl.spec.weight,
           cap: pl.spec.cap,
           dedicated: pl.spec.dedicated,
+          disks: (pl.backends ?? []).map((backend, d) => ({ name: `vd${String.fromCharCode(97 + d)}`, backend })),
+          rng: pl.spec.rng,
+          onDeviceError: (device, reason) => this.say(`ringvisor: ${pl.spec.name}: ${device} stopped: the guest's driver broke the virtio protocol (${reason}); the device waits for a reset`),
           console: (b) => { if (guest) this.console(guest, b); },
         };
         let vm: Vm;
@@ -266,6 +288,8 @@ class Session {
     } catch (e) {
       for (const g of this.guests) closeSync(g.fd);
       void this.host.close();
+      // Disks of the VMs never made are closed (and unlocked) here; the others go with their VMs.
+      for (const pl of planned.slice(this.guests.length)) for (const b of pl.backends ?? []) void b.close();
       throw e;
     }
     this.attached = this.guests.find((g) => g.planned.spec.name === attach);

@@ -37,6 +37,17 @@ export const VmSpecSchema = Type.Object(
     weight: Type.Integer({ minimum: 1, maximum: 65535, default: DEFAULT_WEIGHT, description: "proportional share of CPU against other VMs" }),
     cap: Type.Integer({ minimum: 0, maximum: 100 * MAX_CPUS, default: 0, unit: "percent of one physical CPU", description: "most CPU the VM may use, in percent of one physical CPU; 0 = no cap" }),
     dedicated: Type.Boolean({ default: false, description: "each vCPU gets a physical CPU of its own" }),
+    disks: Type.Array(
+      Type.Object(
+        {
+          disk: Type.String({ minLength: 1, description: "a disk in the disk store (ringvisor disk ls) or an image file, raw or qcow2, relative to the spec file" }),
+          readonly: Type.Boolean({ default: false, description: "the guest may only read it" }),
+        },
+        { additionalProperties: false },
+      ),
+      { default: [], maxItems: 7, description: "virtio disks, /dev/vda on, in order" },
+    ),
+    rng: Type.Boolean({ default: true, description: "a virtio entropy device (/dev/hwrng)" }),
   },
   { additionalProperties: false },
 );

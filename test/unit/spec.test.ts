@@ -25,7 +25,7 @@ test("a spec with only a name gets every default, from the schema", () => {
   const s = parseSpec("name: web\n", "web.yaml");
   assert.deepEqual(s, {
     name: "web", memory: 512, vcpus: 1, cmdline: DEFAULT_CMDLINE, virt: "trap-and-emulate",
-    weight: DEFAULT_WEIGHT, cap: 0, dedicated: false,
+    weight: DEFAULT_WEIGHT, cap: 0, dedicated: false, disks: [], rng: true,
   });
   assert.equal(s.kernel, undefined, "no kernel: the default Debian guest");
   assert.equal(s.initrd, undefined);
@@ -37,10 +37,14 @@ test("a spec with only a name gets every default, from the schema", () => {
 
 test("given values are kept, paths untouched", () => {
   const s = parseSpec(
-    "name: db-1\nmemory: 128\nvcpus: 2\nkernel: ./Image\ninitrd: initrd.gz\ncmdline: console=ttyS0 quiet\nvirt: native\nweight: 512\ncap: 50\ndedicated: true\n",
+    "name: db-1\nmemory: 128\nvcpus: 2\nkernel: ./Image\ninitrd: initrd.gz\ncmdline: console=ttyS0 quiet\nvirt: native\nweight: 512\ncap: 50\ndedicated: true\n" +
+      "disks:\n  - disk: ../base.qcow2\n    readonly: true\n  - disk: data\nrng: false\n",
     "db.yaml",
   );
-  assert.deepEqual(s, { name: "db-1", memory: 128, vcpus: 2, kernel: "./Image", initrd: "initrd.gz", cmdline: "console=ttyS0 quiet", virt: "native", weight: 512, cap: 50, dedicated: true });
+  assert.deepEqual(s, {
+    name: "db-1", memory: 128, vcpus: 2, kernel: "./Image", initrd: "initrd.gz", cmdline: "console=ttyS0 quiet", virt: "native", weight: 512, cap: 50, dedicated: true,
+    disks: [{ disk: "../base.qcow2", readonly: true }, { disk: "data", readonly: false }], rng: false,
+  });
 });
 
 test("JSON is accepted, with the same defaults", () => {
@@ -61,7 +65,8 @@ test("validateSpec does not change the caller's data", () => {
 test("unknown fields are refused by name, a near miss with the field meant", () => {
   refused("name: web\nmemroy: 128\n", /^web\.yaml: unknown field 'memroy' \(did you mean 'memory'\?\)$/);
   refused("name: web\nCPUs: 2\n", /unknown field 'CPUs' \(did you mean 'vcpus'\?\)$/);
-  refused("name: web\ndisk: 10G\n", /unknown field 'disk'; the fields are name, memory, vcpus, kernel, initrd, cmdline, virt, weight, cap, dedicated$/);
+  refused("name: web\ndisk: 10G\n", /unknown field 'disk' \(did you mean 'disks'\?\)$/);
+  refused("name: web\nnic: user\n", /unknown field 'nic'; the fields are name, memory, vcpus, kernel, initrd, cmdline, virt, weight, cap, dedicated, disks, rng$/);
   refused("name: web\nfoo: 1\nbar: 2\n", /unknown fields 'foo', 'bar'; the fields are name, /);
 });
 

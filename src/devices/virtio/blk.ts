@@ -128,8 +128,9 @@ export class VirtioBlk extends VirtioDevice {
       this.inFlight--;
       // The device was reset, failed or closed meanwhile: the chain is no longer ours to answer.
       if (this.host !== host || host.generation !== gen) return;
+      // So was the queue, if the driver disabled it (QueueReady = 0), even if it set it up again.
       const vqNow = host.queue(q);
-      if (!vqNow) return;
+      if (vqNow !== vq) return;
       if (r.status !== VIRTIO_BLK_S_OK) this.stats.errors++;
       try {
         let written = 0;

@@ -3,6 +3,7 @@
 // takes an MMIO exit per byte, the guest hands this device a whole buffer per notification: the
 // counters show bytes per exit for both.
 import { VirtioDevice, VIRTIO_ID_CONSOLE } from "./device.js";
+import { VirtioError } from "./queue.js";
 
 const RECEIVEQ = 0;
 const TRANSMITQ = 1;
@@ -32,7 +33,15 @@ export class VirtioConsole extends VirtioDevice {
     }
     this.pending.push(bytes.slice());
     this.pendingBytes += bytes.length;
-    this.deliver();
+    // The host calls this, not the transport: a protocol error found in the receive queue must
+    // fail the device here, not reach the host's input handler.
+    const host = this.host;
+    try {
+      this.deliver();
+    } catch (e) {
+      if (!(e instanceof VirtioError)) throw e;
+      host?.fail(e.message);
+    }
   }
 
   notify(q: number): void {

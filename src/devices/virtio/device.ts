@@ -48,6 +48,14 @@ export abstract class VirtioDevice {
   abstract readonly config: Uint8Array;
   protected host: DeviceHost | undefined;
 
+  // Whether the driver may write `size` bytes at `offset` of the config space. Fields are
+  // read-only unless a device says otherwise (a writable one comes with a feature, e.g. virtio-blk's
+  // writeback with CONFIG_WCE, which no device here offers); a write to a read-only field is
+  // ignored, or the guest could change what the device reports about itself (a disk's capacity).
+  configWritable(_offset: number, _size: number): boolean {
+    return false;
+  }
+
   // The driver wrote `size` bytes at `offset` of the config space (already stored in `config`).
   configWritten(_offset: number, _size: number): void {}
 

@@ -326,7 +326,7 @@ export class VirtioMmio implements MmioDevice {
 
   private configWrite(off: number, size: AccessSize, value: bigint): void {
     const c = this.device.config;
-    if (off + size > c.length) { this.counters.ignored++; return; }
+    if (off + size > c.length || !this.device.configWritable(off, size)) { this.counters.ignored++; return; }
     for (let i = 0; i < size; i++) c[off + i] = Number((value >> BigInt(8 * i)) & 0xffn);
     this.device.configWritten(off, size);
   }

@@ -153,7 +153,7 @@ export class Virtqueue {
         if ((flags & VIRTQ_DESC_F_NEXT) !== 0) throw new VirtioError("an indirect descriptor with NEXT set");
         if (chain.readable.length + chain.writable.length > 0) throw new VirtioError("an indirect descriptor after direct ones in a chain");
         if (len === 0 || len % DESC_BYTES !== 0 || len / DESC_BYTES > MAX_INDIRECT) throw new VirtioError(`indirect table of ${len} bytes (a whole number of 16-byte descriptors, 1 to ${MAX_INDIRECT})`);
-        if (Number.isNaN(addr) || addr % 16 !== 0 || !this.dma.inRam(addr, len)) throw new VirtioError(`indirect table at 0x${addr.toString(16)} is outside guest RAM or misaligned`);
+        if (Number.isNaN(addr) || addr % 8 !== 0 || !this.dma.inRam(addr, len)) throw new VirtioError(`indirect table at 0x${addr.toString(16)} is outside guest RAM or misaligned`);
         indirect = true;
         table = addr;
         tableSize = len / DESC_BYTES;
