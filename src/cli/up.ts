@@ -29,6 +29,7 @@ import { RAM_BASE, boardTree } from "../vm/board.js";
 import type { RunResult, Vm, VmConfig } from "../vm/vm.js";
 import { openDisks, resolveDisk, type DiskSpec } from "../host/disks/open.js";
 import type { BlockBackend } from "../devices/virtio/blk.js";
+import { macFor } from "../host/net/switch.js";
 
 export const NEXT_CONSOLE = 0x1c; // Ctrl-backslash
 const MiB = 2 ** 20;
@@ -270,6 +271,7 @@ class Session {
           dedicated: pl.spec.dedicated,
           disks: (pl.backends ?? []).map((backend, d) => ({ name: `vd${String.fromCharCode(97 + d)}`, backend })),
           rng: pl.spec.rng,
+          nics: pl.spec.nics.map((_, n) => ({ port: this.host.switch.port(`${pl.spec.name}/eth${n}`), mac: macFor(pl.spec.name, n) })),
           onDeviceError: (device, reason) => this.say(`ringvisor: ${pl.spec.name}: ${device} stopped: the guest's driver broke the virtio protocol (${reason}); the device waits for a reset`),
           console: (b) => { if (guest) this.console(guest, b); },
         };

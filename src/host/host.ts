@@ -27,6 +27,7 @@ import { DEFAULT_WEIGHT } from "../vm/spec.js";
 import { UserError } from "../errors.js";
 import { Pcpu, WorkerDied } from "./pcpu.js";
 import * as M from "./mailbox.js";
+import { Switch } from "./net/switch.js";
 
 // Physical CPUs a host may have (worker threads).
 export const MAX_PCPUS = 64;
@@ -68,6 +69,8 @@ export class Host {
   readonly machine: Machine;
   readonly sched: CreditScheduler;
   readonly pcpus: Pcpu[] = [];
+  // The host's virtual switch: VMs whose NICs join it reach each other (src/host/net/switch.ts).
+  readonly switch = new Switch();
   private readonly vms = new Map<string, Vm>();
   private readonly entities = new Map<VCpu, Entity>();
   private readonly bySched = new Map<SchedVcpu, VCpu>();

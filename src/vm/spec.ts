@@ -47,6 +47,13 @@ export const VmSpecSchema = Type.Object(
       ),
       { default: [], maxItems: 7, description: "virtio disks, /dev/vda on, in order" },
     ),
+    nics: Type.Array(
+      Type.Object(
+        { network: Type.Union([Type.Literal("switch")], { default: "switch", description: "switch: the host's virtual switch, shared with the other VMs on it" }) },
+        { additionalProperties: false },
+      ),
+      { default: [], maxItems: 4, description: "virtio network cards, eth0 on, in order" },
+    ),
     rng: Type.Boolean({ default: true, description: "a virtio entropy device (/dev/hwrng)" }),
   },
   { additionalProperties: false },

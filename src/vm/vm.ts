@@ -28,6 +28,7 @@ import type { VirtioDevice } from "../devices/virtio/device.js";
 import { VirtioBlk, type BlockBackend } from "../devices/virtio/blk.js";
 import { VirtioConsole } from "../devices/virtio/console.js";
 import { VirtioRng } from "../devices/virtio/rng.js";
+import { VirtioNet, type NetPort } from "../devices/virtio/net.js";
 import { firmware } from "./firmware.js";
 import { HSM_STARTED, HSM_STOPPED, type Sbi } from "../vmm/sbi.js";
 import { UserError } from "../errors.js";
@@ -71,6 +72,8 @@ export interface VmConfig {
   // virtio devices (src/devices/virtio), in slot order: the disks (opened by the caller; the VM
   // closes them when it is disposed), then the console and the entropy source.
   disks?: DiskConfig[];
+  // Network cards, after the disks: each plugged into a port (the host's switch, later NAT).
+  nics?: { port: NetPort; mac: Uint8Array }[];
   // Which console the user's input goes to: the 16550 (ttyS0, the default) or a virtio console
   // (hvc0), which is then added. Output of both goes to `console`.
   primaryConsole?: "serial" | "virtio";
@@ -174,12 +177,13 @@ export class Vm {
       this.bus.map(PLIC.base, plicSize(cfg.cpus), this.plic);
       const dma = new GuestDma(machine.mem, this.ram);
       const devices: VirtioDevice[] = (cfg.disks ?? []).map((d) => new VirtioBlk(`virtio-blk ${d.name}`, d.backend, d.serial ?? d.name));
+      (cfg.nics ?? []).forEach((n, i) => devices.push(new VirtioNet(`virtio-net eth${i}`, n.mac, n.port)));
       if (cfg.primaryConsole === "virtio") {
         this.virtioConsole = new VirtioConsole((b) => this.consoleOut(b));
         devices.push(this.virtioConsole);
       }
       if (cfg.rng ?? true) devices.push(new VirtioRng());
-      if (devices.length > VIRTIO.slots) throw new UserError(`a VM has ${VIRTIO.slots} virtio slots; this one asks for ${devices.length} devices (${cfg.disks?.length ?? 0} disks)`);
+      if (devices.length > VIRTIO.slots) throw new UserError(`a VM has ${VIRTIO.slots} virtio slots; this one asks for ${devices.length} devices (${cfg.disks?.length ?? 0} disks, ${cfg.nics?.length ?? 0} network cards)`);
       devices.forEach((d, i) => {
         const slot = virtioSlot(i);
         const t = new VirtioMmio(d, dma, this.plic.irqLine(slot.irq));

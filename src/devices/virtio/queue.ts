@@ -105,9 +105,7 @@ export class Virtqueue {
     this.desc = cfg.desc;
     this.avail = cfg.driver;
     this.used = cfg.device;
-    this.usedIdx = dma.u16(this.used + 2);
-    this.lastAvail = this.usedIdx;
-    this.signalledUsed = this.usedIdx;
+    // Both indexes start at 0 (2.7.13: the driver zeroes the rings before it makes them ready).
   }
 
   // How many chains the driver has made available that we have not taken.
