@@ -48,3 +48,11 @@ export function jitSwitch(v: string): JitMode {
   if (v === "eager") return "eager";
   throw new UserError(`--jit must be on, off or eager (got ${v === "" ? "nothing" : v})`);
 }
+
+// --forward HOST:GUEST (TCP ports, 1-65535 each).
+export function parseForward(v: string): { hostPort: number; guestPort: number } {
+  const m = /^(\d{1,5}):(\d{1,5})$/.exec(v.trim());
+  const ports = m ? [Number(m[1]), Number(m[2])] : [];
+  if (!m || ports.some((p) => p < 1 || p > 65535)) throw new UserError(`--forward ${v}: expected HOST_PORT:GUEST_PORT, each 1 to 65535 (e.g. 2222:22)`);
+  return { hostPort: ports[0]!, guestPort: ports[1]! };
+}

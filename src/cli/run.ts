@@ -13,6 +13,9 @@ import { exitTable } from "../vmm/stats.js";
 import type { HostStats } from "../host/host.js";
 import { DETACH, TYPIST_TICK_MS, QueryFilter, Typist, checkOnEof, releaseStdin } from "./console.js";
 import { openDisks, parseDiskArg, type DiskSpec } from "../host/disks/open.js";
+import { Nat, type Forward } from "../host/net/nat.js";
+import { macFor } from "../host/net/switch.js";
+import { parseForward } from "./args.js";
 
 export { DEFAULT_CMDLINE };
 export { EOF_STOP_STATUS } from "./console.js";
@@ -34,6 +37,8 @@ interface RunOptions {
   allowUnverified?: boolean;
   onEof: string;
   disk: DiskSpec[];
+  net: string;
+  forward: Forward[];
   console: string;
   rng: boolean;
 }
@@ -53,6 +58,8 @@ export function registerRunCommand(program: Command): void {
     .option("--scatter-frames <seed>", "back guest RAM with machine frames in a seeded random order", positiveInt)
     .addOption(new Option("--on-eof <action>", "when piped input ends: poweroff (end the guest's shell once the last command is done, which powers the default guest off) or wait (run until the guest powers off)").default("poweroff"))
     .option("--disk <file[,ro]>", "a disk image (raw) as the next virtio disk: /dev/vda, /dev/vdb, ... in order; ro: read-only (repeatable)", (v: string, all: DiskSpec[]) => [...all, parseDiskArg(v)], [] as DiskSpec[])
+    .addOption(new Option("--net <kind>", "the network card: nat (user-mode NAT to the outside, DHCP and DNS inside, the host at 10.0.2.2), or none").choices(["nat", "none"]).default("nat"))
+    .option("--forward <host:guest>", "forward a TCP port on the host's loopback to one in the guest, e.g. 2222:22 (repeatable; with --net nat)", (v: string, all: Forward[]) => [...all, parseForward(v)], [] as Forward[])
     .addOption(new Option("--console <device>", "where your input goes: serial (the 16550, ttyS0) or virtio (a virtio console, hvc0: give the guest console=hvc0)").choices(["serial", "virtio"]).default("serial"))
     .option("--no-rng", "leave out the virtio entropy device")
     .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
@@ -111,11 +118,21 @@ async function runCommand(opts: RunOptions): Promise<number> {
   // Terminal queries the guest's shell sends (ash asks for the cursor position after each
   // prompt) mean nothing in a file or a pipe, and no terminal will answer them there.
   const filter = out.isTTY ? undefined : new QueryFilter();
+  if (opts.forward.length > 0 && opts.net !== "nat") throw new UserError("--forward needs --net nat");
+  const nat = opts.net === "nat" ? new Nat() : undefined;
+  try {
+    for (const f of opts.forward) await nat!.forward(f);
+  } catch (e) {
+    nat?.close();
+    await Promise.allSettled(backends.map((b) => b.close()));
+    throw e;
+  }
   const host = new Host({ pcpus: opts.pcpus, jit: opts.jit });
   let vm: Vm;
   try {
     vm = host.createVm({
       disks: backends.map((backend, i) => ({ name: `vd${String.fromCharCode(97 + i)}`, backend })),
+      nics: nat ? [{ port: nat, mac: macFor("vm", 0) }] : [],
       primaryConsole: opts.console as "serial" | "virtio",
       rng: opts.rng,
       onDeviceError: (device, reason) => process.stderr.write(`\r\nringvisor: ${device} stopped: the guest's driver broke the virtio protocol (${reason}); the device waits for a reset\r\n`),
@@ -130,6 +147,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
       markers: opts.markers,
     });
   } catch (e) {
+    nat?.close();
     await Promise.allSettled(backends.map((b) => b.close()));
     throw e;
   }

@@ -41,6 +41,21 @@ export interface InitramfsInputs {
   builtinList: string;
 }
 
+// What udhcpc runs with the lease (busybox passes it in the environment: ip, mask as a prefix
+// length, router, dns): the address, the default route and the resolver.
+const UDHCPC_SCRIPT = `#!/bin/sh
+case "$1" in
+deconfig) ip addr flush dev "$interface" ;;
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/\${mask:-24}" dev "$interface"
+	for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+	: > /etc/resolv.conf
+	for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+	;;
+esac
+`;
+
 export function initScript(kernelVersion: string, modules: KernelModule[]): string {
   const list = modules.map((m) => `\t${m.path}`).join(" \\\n");
   return `#!/bin/sh
@@ -62,6 +77,14 @@ do
 \terr=$(insmod "/lib/modules/${kernelVersion}/$m" 2>&1) ||
 \t\techo "ringvisor: insmod \${m##*/} failed: $err" >/dev/kmsg 2>/dev/null
 done
+
+# A network card gets its address by DHCP (from the NAT; on a switch there is no server and
+# udhcpc gives up), in the background so the shell does not wait for it.
+ip link set lo up
+if [ -e /sys/class/net/eth0 ]; then
+	ip link set eth0 up
+	(udhcpc -i eth0 -q -n -t 4 -T 2 -s /etc/udhcpc.script >/dev/null 2>&1 &)
+fi
 
 echo "${BOOT_COMPLETE}"
 [ -x /bin/rv-marker ] && /bin/rv-marker
@@ -99,6 +122,7 @@ export function initramfsEntries(inputs: InitramfsInputs): CpioEntry[] {
     { path: "etc/hostname", type: "file", perm: 0o644, data: text("ringvisor\n") },
     { path: "etc/passwd", type: "file", perm: 0o644, data: text("root:x:0:0:root:/root:/bin/sh\n") },
     { path: "etc/group", type: "file", perm: 0o644, data: text("root:x:0:\n") },
+    { path: "etc/udhcpc.script", type: "file", perm: 0o755, data: text(UDHCPC_SCRIPT) },
     ...modules.map((m): CpioEntry => ({ path: `lib/modules/${kver}/${m.path}`, type: "file", perm: 0o644, data: m.data })),
     { path: `lib/modules/${kver}/modules.dep`, type: "file", perm: 0o644, data: text(modulesDep(modules)) },
     { path: `lib/modules/${kver}/modules.builtin`, type: "file", perm: 0o644, data: text(inputs.builtinList) },
