@@ -30,6 +30,8 @@ import type { RunResult, Vm, VmConfig } from "../vm/vm.js";
 import { openDisks, resolveDisk, type DiskSpec } from "../host/disks/open.js";
 import type { BlockBackend } from "../devices/virtio/blk.js";
 import { macFor } from "../host/net/switch.js";
+import { Nat } from "../host/net/nat.js";
+import { parseForward } from "./args.js";
 
 export const NEXT_CONSOLE = 0x1c; // Ctrl-backslash
 const MiB = 2 ** 20;
@@ -82,6 +84,7 @@ interface Planned {
   spec: VmSpec;
   disks: DiskSpec[];
   backends?: BlockBackend[];
+  nats?: (Nat | undefined)[]; // per NIC: its NAT (with the forwards listening), for network nat
   kernel?: Uint8Array; // undefined: the default guest
   initrd?: Uint8Array;
   log: string;
@@ -209,8 +212,25 @@ async function upCommand(files: string[], opts: UpOptions): Promise<number> {
         throw e instanceof UserError ? new UserError(`${v.file}: field 'disks': ${e.message}`) : e;
       }
     }
+    // NATs, with their forwards listening: a host port in use is found before anything boots.
+    for (const v of p.vms) {
+      v.nats = v.spec.nics.map((nic) => (nic.network === "nat" ? new Nat() : undefined));
+      for (const [n, nic] of v.spec.nics.entries()) {
+        if (nic.network !== "nat" && nic.forward.length > 0) throw new UserError(`${v.file}: field 'nics.${n}.forward': forwards need network nat`);
+        for (const f of nic.forward) {
+          try {
+            await v.nats[n]!.forward(parseForward(f));
+          } catch (e) {
+            throw e instanceof UserError ? new UserError(`${v.file}: field 'nics.${n}.forward': ${e.message}`) : e;
+          }
+        }
+      }
+    }
   } catch (e) {
-    for (const v of p.vms) await Promise.allSettled((v.backends ?? []).map((b) => b.close()));
+    for (const v of p.vms) {
+      await Promise.allSettled((v.backends ?? []).map((b) => b.close()));
+      for (const nat of v.nats ?? []) nat?.close();
+    }
     throw e;
   }
   let guest: { kernel: Uint8Array; initrd: Uint8Array } | undefined;
@@ -271,7 +291,7 @@ class Session {
           dedicated: pl.spec.dedicated,
           disks: (pl.backends ?? []).map((backend, d) => ({ name: `vd${String.fromCharCode(97 + d)}`, backend })),
           rng: pl.spec.rng,
-          nics: pl.spec.nics.map((_, n) => ({ port: this.host.switch.port(`${pl.spec.name}/eth${n}`), mac: macFor(pl.spec.name, n) })),
+          nics: pl.spec.nics.map((nic, n) => ({ port: nic.network === "nat" ? pl.nats![n]! : this.host.switch.port(`${pl.spec.name}/eth${n}`), mac: macFor(pl.spec.name, n) })),
           onDeviceError: (device, reason) => this.say(`ringvisor: ${pl.spec.name}: ${device} stopped: the guest's driver broke the virtio protocol (${reason}); the device waits for a reset`),
           console: (b) => { if (guest) this.console(guest, b); },
         };
@@ -291,7 +311,10 @@ class Session {
       for (const g of this.guests) closeSync(g.fd);
       void this.host.close();
       // Disks of the VMs never made are closed (and unlocked) here; the others go with their VMs.
-      for (const pl of planned.slice(this.guests.length)) for (const b of pl.backends ?? []) void b.close();
+      for (const pl of planned.slice(this.guests.length)) {
+        for (const b of pl.backends ?? []) void b.close();
+        for (const nat of pl.nats ?? []) nat?.close();
+      }
       throw e;
     }
     this.attached = this.guests.find((g) => g.planned.spec.name === attach);

@@ -49,7 +49,16 @@ export const VmSpecSchema = Type.Object(
     ),
     nics: Type.Array(
       Type.Object(
-        { network: Type.Union([Type.Literal("switch")], { default: "switch", description: "switch: the host's virtual switch, shared with the other VMs on it" }) },
+        {
+          network: Type.Union([Type.Literal("nat"), Type.Literal("switch")], {
+            default: "nat",
+            description: "nat: the VM's own user-mode NAT to the outside (DHCP, DNS, the host at 10.0.2.2); switch: the host's virtual switch, shared with the other VMs on it",
+          }),
+          forward: Type.Array(
+            Type.String({ pattern: "^[0-9]{1,5}:[0-9]{1,5}$", expected: "HOST_PORT:GUEST_PORT, e.g. 2222:22" }),
+            { default: [], description: "TCP ports on the host's loopback forwarded into the guest (nat only)" },
+          ),
+        },
         { additionalProperties: false },
       ),
       { default: [], maxItems: 4, description: "virtio network cards, eth0 on, in order" },

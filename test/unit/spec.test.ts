@@ -38,12 +38,13 @@ test("a spec with only a name gets every default, from the schema", () => {
 test("given values are kept, paths untouched", () => {
   const s = parseSpec(
     "name: db-1\nmemory: 128\nvcpus: 2\nkernel: ./Image\ninitrd: initrd.gz\ncmdline: console=ttyS0 quiet\nvirt: native\nweight: 512\ncap: 50\ndedicated: true\n" +
-      "disks:\n  - disk: ../base.qcow2\n    readonly: true\n  - disk: data\nrng: false\n",
+      "disks:\n  - disk: ../base.qcow2\n    readonly: true\n  - disk: data\nrng: false\nnics:\n  - forward: [\"2222:22\"]\n  - network: switch\n",
     "db.yaml",
   );
   assert.deepEqual(s, {
     name: "db-1", memory: 128, vcpus: 2, kernel: "./Image", initrd: "initrd.gz", cmdline: "console=ttyS0 quiet", virt: "native", weight: 512, cap: 50, dedicated: true,
-    disks: [{ disk: "../base.qcow2", readonly: true }, { disk: "data", readonly: false }], nics: [], rng: false,
+    disks: [{ disk: "../base.qcow2", readonly: true }, { disk: "data", readonly: false }], rng: false,
+    nics: [{ network: "nat", forward: ["2222:22"] }, { network: "switch", forward: [] }],
   });
 });
 
