@@ -41,6 +41,7 @@ interface RunOptions {
   forward: Forward[];
   console: string;
   rng: boolean;
+  balloon: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -62,6 +63,7 @@ export function registerRunCommand(program: Command): void {
     .option("--forward <host:guest>", "forward a TCP port on the host's loopback to one in the guest, e.g. 2222:22 (repeatable; with --net nat)", (v: string, all: Forward[]) => [...all, parseForward(v)], [] as Forward[])
     .addOption(new Option("--console <device>", "where your input goes: serial (the 16550, ttyS0) or virtio (a virtio console, hvc0: give the guest console=hvc0)").choices(["serial", "virtio"]).default("serial"))
     .option("--no-rng", "leave out the virtio entropy device")
+    .option("--no-balloon", "leave out the virtio balloon")
     .option("--markers", "report each marker instruction (slti x0, x0, 0x7a5) the guest executes")
     .option("--stats", "print execution statistics at exit (exits by reason, shadow paging)")
     .option("--stats-json <path>", "write the same statistics as JSON to a file at exit")
@@ -135,6 +137,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
       nics: nat ? [{ port: nat, mac: macFor("vm", 0) }] : [],
       primaryConsole: opts.console as "serial" | "virtio",
       rng: opts.rng,
+      balloon: opts.balloon,
       onDeviceError: (device, reason) => process.stderr.write(`\r\nringvisor: ${device} stopped: the guest's driver broke the virtio protocol (${reason}); the device waits for a reset\r\n`),
       kernel,
       initrd,

@@ -291,6 +291,7 @@ class Session {
           dedicated: pl.spec.dedicated,
           disks: (pl.backends ?? []).map((backend, d) => ({ name: `vd${String.fromCharCode(97 + d)}`, backend })),
           rng: pl.spec.rng,
+          balloon: pl.spec.balloon,
           nics: pl.spec.nics.map((nic, n) => ({ port: nic.network === "nat" ? pl.nats![n]! : this.host.switch.port(`${pl.spec.name}/eth${n}`), mac: macFor(pl.spec.name, n) })),
           onDeviceError: (device, reason) => this.say(`ringvisor: ${pl.spec.name}: ${device} stopped: the guest's driver broke the virtio protocol (${reason}); the device waits for a reset`),
           console: (b) => { if (guest) this.console(guest, b); },

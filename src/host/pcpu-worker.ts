@@ -11,7 +11,7 @@ import { workerData } from "node:worker_threads";
 import * as L from "../hart/layout.js";
 import type { VmmExports } from "../vmm/vcpu.js";
 import { instantiateOn, type CodeTrack } from "../hart/hart.js";
-import { Vcb, guestTicks, hostClockMs, KICK_STOP, FENCE_ALL, VCB_SET_TIMERS, VCB_BYTES } from "../vmm/vcb.js";
+import { Vcb, guestTicks, hostClockMs, KICK_STOP, FENCE_ALL, FENCE_P2M, VCB_SET_TIMERS, VCB_BYTES } from "../vmm/vcb.js";
 import { EXT_TIME } from "../vmm/sbi.js";
 import * as M from "./mailbox.js";
 
@@ -113,7 +113,11 @@ function runVcpu(): number {
     if ((vcb.takeKick() & KICK_STOP) !== 0) return M.END_KICKED;
     // A remote sfence.vma flushes here; a remote fence.i needs only the translation cache's
     // check below, before the next run.
-    if ((vcb.takeFence() & FENCE_ALL) !== 0) {
+    const fence = vcb.takeFence();
+    if ((fence & FENCE_P2M) !== 0) {
+      if (te) wasm.vmmFlush(core);
+      else wasm.flushTlb(core);
+    } else if ((fence & FENCE_ALL) !== 0) {
       if (te) wasm.vmmSfence(core, 0n, 1, 0n, 1);
       else wasm.flushTlb(core);
     }

@@ -255,7 +255,7 @@ export type FrameKind = "ram" | "p2m" | "hart" | "vmm" | "shadow";
 // The frames one owner (a VM) holds, by kind. release() gives every one of them back.
 export class FrameAccount {
   private readonly runs = new Map<number, { n: number; kind: FrameKind }>(); // byte offset -> contiguous run
-  private readonly singles = new Map<FrameKind, number[]>(); // frames allocated one by one
+  private readonly singles = new Map<FrameKind, Set<number>>(); // frames allocated one by one
   private readonly byKind = new Map<FrameKind, number>();
 
   constructor(readonly mem: MachineMemory, readonly name: string) {}
@@ -269,19 +269,17 @@ export class FrameAccount {
 
   frames(kind: FrameKind, n: number, scattered = false, seed = 1): number[] {
     const offs = this.mem.allocFrames(n, scattered, seed);
-    const list = this.singles.get(kind) ?? [];
-    for (const off of offs) list.push(off);
-    this.singles.set(kind, list);
+    const set = this.singles.get(kind) ?? new Set<number>();
+    for (const off of offs) set.add(off);
+    this.singles.set(kind, set);
     this.add(kind, n);
     return offs;
   }
 
   // Gives back one frame this account allocated alone.
   freeFrame(kind: FrameKind, offset: number): void {
-    const list = this.singles.get(kind);
-    const i = list ? list.lastIndexOf(offset) : -1;
-    if (!list || i < 0) throw new Error(`${this.name} holds no single ${kind} frame at 0x${offset.toString(16)}`);
-    list.splice(i, 1);
+    const set = this.singles.get(kind);
+    if (!set?.delete(offset)) throw new Error(`${this.name} holds no single ${kind} frame at 0x${offset.toString(16)}`);
     this.add(kind, -1);
     this.mem.free(offset, 1);
   }
@@ -309,7 +307,7 @@ export class FrameAccount {
 
   release(): void {
     for (const [off, run] of this.runs) this.mem.free(off, run.n);
-    for (const list of this.singles.values()) for (const off of list) this.mem.free(off, 1);
+    for (const set of this.singles.values()) for (const off of set) this.mem.free(off, 1);
     this.runs.clear();
     this.singles.clear();
     this.byKind.clear();

@@ -64,6 +64,7 @@ export const VmSpecSchema = Type.Object(
       { default: [], maxItems: 4, description: "virtio network cards, eth0 on, in order" },
     ),
     rng: Type.Boolean({ default: true, description: "a virtio entropy device (/dev/hwrng)" }),
+    balloon: Type.Boolean({ default: true, description: "a virtio balloon, through which the host can take RAM back while the VM runs" }),
   },
   { additionalProperties: false },
 );

@@ -35,7 +35,8 @@ import { UserError } from "../errors.js";
 import { P2m, type P2mStats } from "../vmm/p2m.js";
 import { NativeCore, TrapEmulateCore, VCpu, NO_TIMER, POOL_GROW_FRAMES, type ExecCore, type VmmExports } from "../vmm/vcpu.js";
 import { readVmmStats, type VmmStats } from "../vmm/stats.js";
-import { Vcb, VCB_BYTES, VCB_TIME_FLOOR, PENDING_SEIP, FENCE_ALL, FENCE_I, guestTicks, hostClockMs } from "../vmm/vcb.js";
+import { Vcb, VCB_BYTES, VCB_TIME_FLOOR, PENDING_SEIP, FENCE_ALL, FENCE_I, FENCE_P2M, guestTicks, hostClockMs } from "../vmm/vcb.js";
+import { VirtioBalloon, type BalloonHost } from "../devices/virtio/balloon.js";
 import { MMIO_ALIAS, EXIT_POOL } from "../vmm/layout.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode } from "./spec.js";
 
@@ -79,6 +80,8 @@ export interface VmConfig {
   primaryConsole?: "serial" | "virtio";
   // A virtio entropy device (default: yes).
   rng?: boolean;
+  // A virtio balloon (default: yes), through which the host can take RAM back while the VM runs.
+  balloon?: boolean;
   // A device found the guest's driver breaking the protocol and stopped (DEVICE_NEEDS_RESET).
   onDeviceError?: (device: string, reason: string) => void;
 }
@@ -135,6 +138,11 @@ export class Vm {
   // The virtio devices, in slot order, and the virtio console if there is one.
   readonly virtio: VirtioMmio[] = [];
   readonly virtioConsole: VirtioConsole | undefined;
+  readonly balloon: VirtioBalloon | undefined;
+  private balloonTransport: VirtioMmio | undefined;
+  // Ballooned guest frames, all backed by one frame of the VM's own (the sink) until deflated.
+  private readonly ballooned = new Set<number>();
+  private sinkFrame = 0;
   readonly sbi: Sbi;
   readonly ram: P2m;
   readonly markers: Marker[] = [];
@@ -183,6 +191,10 @@ export class Vm {
         devices.push(this.virtioConsole);
       }
       if (cfg.rng ?? true) devices.push(new VirtioRng());
+      if (cfg.balloon ?? true) {
+        this.balloon = new VirtioBalloon(this.balloonHost());
+        devices.push(this.balloon);
+      }
       if (devices.length > VIRTIO.slots) throw new UserError(`a VM has ${VIRTIO.slots} virtio slots; this one asks for ${devices.length} devices (${cfg.disks?.length ?? 0} disks, ${cfg.nics?.length ?? 0} network cards)`);
       devices.forEach((d, i) => {
         const slot = virtioSlot(i);
@@ -190,6 +202,7 @@ export class Vm {
         t.onError = (reason) => cfg.onDeviceError?.(d.name, reason);
         this.bus.map(slot.base, VIRTIO_MMIO_SIZE, t);
         this.virtio.push(t);
+        if (d === this.balloon) this.balloonTransport = t;
       });
       const vcbs = this.account.contiguous("vmm", Math.ceil((cfg.cpus * VCB_BYTES) / FRAME_BYTES));
       machine.mem.bytesAt(vcbs, cfg.cpus * VCB_BYTES).fill(0);
@@ -289,6 +302,76 @@ export class Vm {
     this.onWake?.(cpu);
   }
 
+  // Ballooning: the machine frames behind pages the guest gave up go back to the host's pool,
+  // and pages it takes back get fresh, zeroed frames. A page's p2m entry never names a freed
+  // frame: while ballooned it names the sink, a frame of this VM's own (a guest that breaks its
+  // word and touches a ballooned page only reaches the sink). Frames are freed only after every
+  // vCPU has dropped its cached translations (FENCE_P2M), so no stale TLB entry or shadow PTE
+  // can reach a frame that may belong to another VM by then.
+  private balloonHost(): BalloonHost {
+    const first = Number(RAM_BASE) / FRAME_BYTES;
+    const guestFrame = (pfn: number): number => {
+      const gf = pfn - first;
+      if (gf < 0 || gf >= this.ram.frames) throw new Error(`page frame number 0x${pfn.toString(16)} is not in guest RAM`);
+      return gf;
+    };
+    return {
+      inflate: async (pfns) => {
+        const freed: number[] = [];
+        if (this.sinkFrame === 0) this.sinkFrame = this.account.frames("vmm", 1)[0]! / FRAME_BYTES;
+        for (const pfn of pfns) {
+          const gf = guestFrame(pfn);
+          if (this.ballooned.has(gf)) continue; // given twice: nothing more to take
+          freed.push(this.ram.machineFrame(gf) * FRAME_BYTES);
+          this.ram.remap(gf, this.sinkFrame);
+          this.ballooned.add(gf);
+        }
+        await this.fenceAll();
+        if (this.state === "disposed") return; // the account was released, frames and all
+        for (const off of freed) this.account.freeFrame("ram", off);
+      },
+      deflate: async (pfns) => {
+        for (const pfn of pfns) {
+          const gf = guestFrame(pfn);
+          if (!this.ballooned.has(gf)) continue;
+          const off = this.account.frames("ram", 1)[0]!;
+          this.machine.mem.bytesAt(off, FRAME_BYTES).fill(0);
+          this.ram.remap(gf, off / FRAME_BYTES);
+          this.ballooned.delete(gf);
+        }
+        await this.fenceAll();
+      },
+    };
+  }
+
+  // The host's target for the balloon: the guest is asked to give back RAM until it runs with
+  // `bytes` (rounded down to pages; at most its RAM). Returns the pages asked for.
+  setBalloonTarget(bytes: number): number {
+    if (!this.balloon || !this.balloonTransport) throw new UserError(`VM ${this.name} has no balloon device`);
+    const keep = Math.max(0, Math.min(this.memBytes, Math.floor(bytes / FRAME_BYTES) * FRAME_BYTES));
+    const pages = (this.memBytes - keep) / FRAME_BYTES;
+    this.balloon.setTarget(pages);
+    this.balloonTransport.configChanged();
+    this.onWake?.(this.vcpus[0]!);
+    return pages;
+  }
+
+  // Pages ballooned now (taken from the guest, their frames back with the host).
+  get balloonedPages(): number {
+    return this.ballooned.size;
+  }
+
+  // Every vCPU forgets its cached translations of guest-physical memory: at once for those the
+  // host holds, through their control blocks for those a physical CPU runs (resolves when done).
+  private fenceAll(): Promise<void> {
+    const asked: Promise<void>[] = [];
+    for (const v of this.vcpus) {
+      if (v.held) asked.push(v.vcb.requestFence(FENCE_P2M));
+      else v.core.flushTlb();
+    }
+    return Promise.all(asked).then(() => undefined);
+  }
+
   // SBI remote fence.i: a vCPU that is running must look at its physical CPU's translation cache
   // before it runs on (the caller waits until it has); one that is not will, before its next run.
   private remoteFenceI(v: VCpu): void {
@@ -334,7 +417,9 @@ export class Vm {
   // Before the host hands a vCPU to a physical CPU: a fence asked while it was last running but
   // not yet done is done now.
   prepare(v: VCpu): void {
-    if ((v.vcb.takeFence() & FENCE_ALL) !== 0) v.core.fence();
+    const f = v.vcb.takeFence();
+    if ((f & FENCE_P2M) !== 0) v.core.flushTlb();
+    else if ((f & FENCE_ALL) !== 0) v.core.fence();
     if (v.core instanceof TrapEmulateCore) v.core.ensurePoolHeadroom();
   }
 

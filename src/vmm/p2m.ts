@@ -44,6 +44,14 @@ export class P2m implements GuestMemory {
     return this.table[guestFrame]!;
   }
 
+  // Points guest frame `guestFrame` at machine frame number `machineFrame` (ballooning). The
+  // caller keeps the frames' accounts and makes every vCPU forget cached translations of it.
+  remap(guestFrame: number, machineFrame: number): void {
+    if (!Number.isInteger(guestFrame) || guestFrame < 0 || guestFrame >= this.frames) throw new RangeError(`guest frame ${guestFrame} outside 0..${this.frames - 1}`);
+    if (!Number.isInteger(machineFrame) || machineFrame <= 0) throw new RangeError(`machine frame ${machineFrame} is not a frame`);
+    this.table[guestFrame] = machineFrame;
+  }
+
   // Copy bytes into guest-physical memory, frame by frame.
   write(gpa: bigint, data: Uint8Array): void {
     this.forEachPiece(gpa, data.length, (machine, at, len) => {

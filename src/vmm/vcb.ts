@@ -8,7 +8,7 @@
 // - KICK: set with Atomics.or by the host to make the holder look at PENDING and FENCE now
 //   (KICK_LOOK) or give the vCPU back (KICK_STOP); the hart's run loop reads it atomically at each
 //   slow path (HART_KICK_ADDR), the holder clears it with Atomics.exchange.
-// - FENCE: a remote sfence.vma (FENCE_ALL) or fence.i (FENCE_I) asked of a running vCPU; the
+// - FENCE: a remote sfence.vma (FENCE_ALL), fence.i (FENCE_I) or p2m change (FENCE_P2M) asked of a running vCPU; the
 //   holder performs it, clears the word and notifies it, which is how the asking vCPU learns it
 //   is done. (For fence.i there is nothing to do but look at the translation cache, which the
 //   holder does before it runs the vCPU again.)
@@ -47,6 +47,9 @@ export const KICK_LOOK = 1;
 export const KICK_STOP = 2;
 export const FENCE_ALL = 1;
 export const FENCE_I = 2;
+// The VM's p2m changed (ballooning): drop every shadow and every cached translation, including
+// the guest-physical ones the VMM's own walker and the hart's physical context keep.
+export const FENCE_P2M = 4;
 
 // Views of one control block (any thread: the buffer is shared).
 export class Vcb {

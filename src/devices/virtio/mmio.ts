@@ -79,6 +79,11 @@ export class VirtioMmio implements MmioDevice {
   private driverFeatures = 0n;
   private queueSel = 0;
   private interruptStatus = 0;
+  // Interrupt bits raised since the driver last read InterruptStatus. Its InterruptACK is a posted
+  // store (vcb.ts) that may reach us after a completion raised the bit again; the driver cannot
+  // have seen that event, so the ACK must not clear it (the line stays up and the driver looks
+  // again), or the interrupt is lost and the driver waits forever.
+  private unseenInterrupts = 0;
   private configGeneration = 0;
   private generationCount = 0;
   private readonly queues: QueueRegs[];
@@ -114,7 +119,9 @@ export class VirtioMmio implements MmioDevice {
       case R.DeviceFeatures: return this.deviceFeaturesSel > 1 ? 0 : Number((this.offered >> BigInt(32 * this.deviceFeaturesSel)) & 0xffff_ffffn);
       case R.QueueNumMax: return q ? this.device.queueMax[this.queueSel]! : 0;
       case R.QueueReady: return q?.ready ? 1 : 0;
-      case R.InterruptStatus: return this.interruptStatus;
+      case R.InterruptStatus:
+        this.unseenInterrupts = 0;
+        return this.interruptStatus;
       case R.Status: return this.status;
       case R.SHMLenLow: case R.SHMLenHigh: case R.SHMBaseLow: case R.SHMBaseHigh: return 0xffff_ffff; // no shared memory regions
       case R.ConfigGeneration: return this.configGeneration;
@@ -156,7 +163,7 @@ export class VirtioMmio implements MmioDevice {
       case R.QueueReady: this.setReady(v === 1); return;
       case R.QueueNotify: this.notify(v); return;
       case R.InterruptACK:
-        this.interruptStatus &= ~v;
+        this.interruptStatus &= ~(v & ~this.unseenInterrupts);
         this.irq.set(this.interruptStatus !== 0);
         return;
       case R.Status: this.setStatus(v & 0xff); return;
@@ -262,6 +269,7 @@ export class VirtioMmio implements MmioDevice {
   private interrupt(bits: number): void {
     this.counters.interrupts++;
     this.interruptStatus |= bits;
+    this.unseenInterrupts |= bits;
     this.irq.set(true);
   }
 
@@ -313,6 +321,7 @@ export class VirtioMmio implements MmioDevice {
     this.driverFeaturesSel = 0;
     this.queueSel = 0;
     this.interruptStatus = 0;
+    this.unseenInterrupts = 0;
     this.irq.set(false);
   }
 
