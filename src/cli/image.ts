@@ -20,6 +20,7 @@ export function registerImageCommands(program: Command): void {
         `${r.manifest.name}: ${what}\n` +
           `  kernel  ${r.kernelVersion}  ${formatBytes(r.manifest.kernel.size)}  ${r.kernel}\n` +
           `  initrd  busybox ${r.busyboxVersion}  ${formatBytes(r.manifest.initrd.size)}  ${r.initrd}\n` +
+          (r.rootfs ? `  rootfs  ext4, ${formatBytes(r.manifest.rootfs!.size)}  ${r.rootfs}  (boot it through an overlay: ringvisor disk create NAME --backing ${r.rootfs}; run --disk NAME --append "console=ttyS0 root=/dev/vda")\n` : "") +
           `  ${s.requests} downloads (${formatBytes(s.bytes)}), ${s.debsFromCache} packages from cache, ${s.seconds.toFixed(1)} s\n`,
       );
     });

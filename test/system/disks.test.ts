@@ -158,3 +158,37 @@ test("sync, then SIGKILL: the host loses nothing the guest synced, and the qcow2
   const b = await openImage(img, false);
   await b.close();
 });
+
+test("the default root disk: an overlay of image pull's ext4 boots with root=/dev/vda, and what the guest writes there is there at the next boot", OPTS, async () => {
+  const rootfs = g.need().rootfs;
+  assert.ok(rootfs && existsSync(rootfs), "image pull built the root disk");
+  const before = sha(readFileSync(rootfs));
+  const overlay = join(dir, "root.qcow2");
+  await createQcow2(overlay, { sizeBytes: (await openImage(rootfs, true).then(async (b) => { const n = b.sizeBytes; await b.close(); return n; })), backingFile: rootfs, backingFormat: "raw" });
+  const boot = async (steps: (cmd: (c: string) => Promise<string>) => Promise<void>): Promise<void> => {
+    const guest = g.need();
+    const host = new Host({ machineBytes: 1 << 30 });
+    const con = new GuestConsole();
+    const vm = host.createVm({
+      kernel: readInput(guest.kernel), initrd: readInput(guest.initrd), cmdline: "console=ttyS0 panic=-1 loglevel=1 root=/dev/vda", memBytes: 256 << 20, cpus: 1,
+      virt: "trap-and-emulate", console: con.sink, disks: [{ name: "vda", backend: await openImage(overlay, false) }],
+    });
+    try {
+      host.start(vm);
+      await shell(vm, con, BOOT_MS);
+      assert.match(con.text, /ringvisor: root filesystem \/dev\/vda/);
+      await steps((c) => command(vm, con, c, CMD_MS));
+    } finally {
+      await host.close();
+    }
+  };
+  await boot(async (cmd) => {
+    assert.match(await cmd("mount | grep ' / '"), /^\/dev\/vda on \/ type ext4 \(rw/);
+    await cmd("echo kept-$((6*7)) > /root/note; sync");
+  });
+  await boot(async (cmd) => {
+    assert.equal(await cmd("cat /root/note"), "kept-42\n");
+  });
+  assert.equal(sha(readFileSync(rootfs)), before, "the cached root disk is unchanged: the writes went to the overlay");
+  assert.match(run("qemu-img", ["check", overlay]), /No errors were found on the image/);
+});

@@ -436,7 +436,7 @@ test("a stale cache follows the archive to a new kernel; offline, a complete ver
     assert.equal(second.kernelVersion, b.kver);
     assert.equal(second.stats.built, true);
     assert.equal(second.stats.debsDownloaded, 1, "busybox came from the cache");
-    assert.deepEqual(filesUnder(join(cacheDir, "guests", DEFAULT_GUEST)).sort(), ["Image-6.12.60+deb13-riscv64", "initramfs-6.12.60+deb13-riscv64.cpio.gz", "manifest.json"]);
+    assert.deepEqual(filesUnder(join(cacheDir, "guests", DEFAULT_GUEST)).sort(), ["Image-6.12.60+deb13-riscv64", "initramfs-6.12.60+deb13-riscv64.cpio.gz", "manifest.json", "rootfs-6.12.60+deb13-riscv64.ext4"]);
     assert.equal(filesUnder(join(cacheDir, "debs")).length, 2, "the old kernel's package is gone");
 
     // The mirror goes away (its port is closed).

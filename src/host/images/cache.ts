@@ -40,6 +40,8 @@ export interface GuestManifest {
   recipe: string;
   kernel: FileRecord & { version: string; textOffset: string; imageSize: string; gzipInPackage: boolean };
   initrd: FileRecord & { modules: string[]; builtin: string[] };
+  // The root disk (an ext4 image of the initramfs's tree; raw, sparse).
+  rootfs?: FileRecord;
   busybox: { version: string };
   debs: { kernel: DebRecord; busybox: DebRecord };
 }

@@ -2,15 +2,16 @@
 // Image and an initramfs in the image cache. `pullDefaultGuest` brings the cache up to date with
 // the mirror; `ensureDefaultGuest` returns what is cached if it verifies and pulls otherwise.
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ImageError } from "../../errors.js";
 import { ARCH, SUITE, isVerified, selectPackages, type NetworkOptions } from "./archive.js";
-import { ImageCache, cacheRoot, verifyFile, writeAtomic, type DebRecord, type GuestManifest } from "./cache.js";
+import { ImageCache, cacheRoot, sha256File, verifyFile, writeAtomic, type DebRecord, type GuestManifest } from "./cache.js";
 import { debDataTar, extractTar } from "./deb.js";
 import type { PackageInfo } from "./debian.js";
 import { download, newDownloadStats, type DownloadStats } from "./download.js";
-import { buildInitramfs, initramfsRecipe } from "./initramfs.js";
+import { buildInitramfs, initramfsEntries, initramfsRecipe } from "./initramfs.js";
+import { buildRootfs } from "./rootfs.js";
 import { flatKernelImage } from "./kernel.js";
 import { resolveMirror } from "./mirror.js";
 import { collectModules } from "./modules.js";
@@ -52,6 +53,8 @@ export interface PullOptions {
 export interface DefaultGuest {
   kernel: string;
   initrd: string;
+  // The root disk (ext4, raw): boot it with root=/dev/vda, through an overlay (disk create --backing).
+  rootfs?: string;
   kernelVersion: string;
   busyboxVersion: string;
 }
@@ -166,7 +169,7 @@ export async function ensureDefaultGuest(opts: PullOptions = {}): Promise<Defaul
 
 function describe(cache: ImageCache, m: GuestManifest): DefaultGuest {
   const dir = cache.guestDir(m.name);
-  return { kernel: join(dir, m.kernel.file), initrd: join(dir, m.initrd.file), kernelVersion: m.kernel.version, busyboxVersion: m.busybox.version };
+  return { kernel: join(dir, m.kernel.file), initrd: join(dir, m.initrd.file), rootfs: m.rootfs ? join(dir, m.rootfs.file) : undefined, kernelVersion: m.kernel.version, busyboxVersion: m.busybox.version };
 }
 
 function debRecord(p: PackageInfo): DebRecord {
@@ -182,7 +185,9 @@ async function upToDate(cache: ImageCache, m: GuestManifest): Promise<boolean> {
   return (
     m.recipe === initramfsRecipe(GUEST_MODULES) &&
     (await verifyFile(join(dir, m.kernel.file), m.kernel.size, m.kernel.sha256)) &&
-    (await verifyFile(join(dir, m.initrd.file), m.initrd.size, m.initrd.sha256))
+    (await verifyFile(join(dir, m.initrd.file), m.initrd.size, m.initrd.sha256)) &&
+    // The root disk is large: its size is checked here, its checksum by `image pull`.
+    m.rootfs !== undefined && (await stat(join(dir, m.rootfs.file)).then((st) => st.size === m.rootfs!.size, () => false))
   );
 }
 
@@ -225,7 +230,8 @@ async function build(ctx: Context, debs: { kernel: DebRecord; busybox: DebRecord
   const btar = await debDataTar(await readFile(cache.debPath(debs.busybox.sha256)), debs.busybox.package);
   const bb = (await extractTar(btar, (n) => n === "bin/busybox" || n === "usr/bin/busybox")).find((f) => f.type === "file");
   if (!bb) throw new ImageError(`${debs.busybox.package} contains no bin/busybox`);
-  const initrd = buildInitramfs({ busybox: bb.data, kernelVersion, modules: mods.modules, builtinList: mods.builtinList });
+  const inputs = { busybox: bb.data, kernelVersion, modules: mods.modules, builtinList: mods.builtinList };
+  const initrd = buildInitramfs(inputs);
 
   const dir = cache.guestDir(DEFAULT_GUEST);
   const kernelFile = `Image-${kernelVersion}`;
@@ -233,6 +239,10 @@ async function build(ctx: Context, debs: { kernel: DebRecord; busybox: DebRecord
   await mkdir(dir, { recursive: true });
   await writeAtomic(join(dir, kernelFile), image);
   await writeAtomic(join(dir, initrdFile), initrd);
+  const rootfsFile = `rootfs-${kernelVersion}.ext4`;
+  await buildRootfs(initramfsEntries(inputs), join(dir, `${rootfsFile}.tmp`));
+  await rename(join(dir, `${rootfsFile}.tmp`), join(dir, rootfsFile));
+  const rootfs = { file: rootfsFile, size: (await stat(join(dir, rootfsFile))).size, sha256: await sha256File(join(dir, rootfsFile)) };
   const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
   const manifest: GuestManifest = {
     format: 1,
@@ -253,11 +263,12 @@ async function build(ctx: Context, debs: { kernel: DebRecord; busybox: DebRecord
       gzipInPackage: wasGzip,
     },
     initrd: { file: initrdFile, size: initrd.length, sha256: sha(initrd), modules: mods.modules.map((m) => m.name), builtin: mods.builtin },
+    rootfs,
     busybox: { version: debs.busybox.version },
     debs,
   };
   await cache.writeManifest(manifest);
-  await cache.prune(dir, new Set(["manifest.json", kernelFile, initrdFile]));
+  await cache.prune(dir, new Set(["manifest.json", kernelFile, initrdFile, rootfsFile]));
   await cache.prune(join(cache.root, "debs"), new Set([`${debs.kernel.sha256}.deb`, `${debs.busybox.sha256}.deb`]));
   ctx.stats.built = true;
   reporter.note(`${DEFAULT_GUEST}: kernel ${kernelVersion} (${formatBytes(image.length)}), initramfs ${formatBytes(initrd.length)} with ${mods.modules.map((m) => m.name).join(", ")}`);
