@@ -10,4 +10,12 @@ if [ ! -f "$wasm" ] || [ -n "$(find src/hart/asm src/vmm/asm src/hart/layout.ts 
   echo "build: wasm hart" >&2
   npx asc src/vmm/asm/index.ts --config asconfig.json --target release
 fi
+# The guest agent (guest/rv-agent.c), which the default guest image carries; without the cross
+# compiler the image is built without it (setup installs the compiler).
+agent=build/guest/rv-agent
+if command -v riscv64-linux-gnu-gcc >/dev/null && { [ ! -f "$agent" ] || [ guest/rv-agent.c -nt "$agent" ]; }; then
+  echo "build: guest agent" >&2
+  mkdir -p build/guest
+  riscv64-linux-gnu-gcc -static -O2 -Wall -Wextra -o "$agent" guest/rv-agent.c
+fi
 npx tsc -p tsconfig.json

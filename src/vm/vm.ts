@@ -37,6 +37,7 @@ import { NativeCore, TrapEmulateCore, VCpu, NO_TIMER, POOL_GROW_FRAMES, type Exe
 import { readVmmStats, type VmmStats } from "../vmm/stats.js";
 import { Vcb, VCB_BYTES, VCB_TIME_FLOOR, PENDING_SEIP, FENCE_ALL, FENCE_I, FENCE_P2M, guestTicks, hostClockMs } from "../vmm/vcb.js";
 import { VirtioBalloon, type BalloonHost } from "../devices/virtio/balloon.js";
+import { VirtioVsock } from "../devices/virtio/vsock.js";
 import { MMIO_ALIAS, EXIT_POOL } from "../vmm/layout.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode } from "./spec.js";
 
@@ -82,6 +83,8 @@ export interface VmConfig {
   rng?: boolean;
   // A virtio balloon (default: yes), through which the host can take RAM back while the VM runs.
   balloon?: boolean;
+  // A virtio vsock device (default: yes): the host reaches the guest agent through it.
+  vsock?: boolean;
   // A device found the guest's driver breaking the protocol and stopped (DEVICE_NEEDS_RESET).
   onDeviceError?: (device: string, reason: string) => void;
 }
@@ -125,6 +128,8 @@ export type VmState = "created" | "running" | "stopped" | "disposed";
 // Between host updates the time CSR advances with retired instructions at the guest's recent
 // speed, so a guest spinning on `time` (udelay) sees it move within a slice.
 const INITIAL_IPS = 150_000_000;
+// The guest's vsock address (CIDs 0-2 are reserved; each VM has its own device, so all can be 3).
+const GUEST_CID = 3;
 
 export class Vm {
   readonly name: string;
@@ -139,6 +144,7 @@ export class Vm {
   readonly virtio: VirtioMmio[] = [];
   readonly virtioConsole: VirtioConsole | undefined;
   readonly balloon: VirtioBalloon | undefined;
+  readonly vsock: VirtioVsock | undefined;
   private balloonTransport: VirtioMmio | undefined;
   // Ballooned guest frames, all backed by one frame of the VM's own (the sink) until deflated.
   private readonly ballooned = new Set<number>();
@@ -194,6 +200,10 @@ export class Vm {
       if (cfg.balloon ?? true) {
         this.balloon = new VirtioBalloon(this.balloonHost());
         devices.push(this.balloon);
+      }
+      if (cfg.vsock ?? true) {
+        this.vsock = new VirtioVsock(GUEST_CID);
+        devices.push(this.vsock);
       }
       if (devices.length > VIRTIO.slots) throw new UserError(`a VM has ${VIRTIO.slots} virtio slots; this one asks for ${devices.length} devices (${cfg.disks?.length ?? 0} disks, ${cfg.nics?.length ?? 0} network cards)`);
       devices.forEach((d, i) => {

@@ -10,6 +10,7 @@ export const VIRTIO_ID_BLOCK = 2;
 export const VIRTIO_ID_CONSOLE = 3;
 export const VIRTIO_ID_ENTROPY = 4;
 export const VIRTIO_ID_BALLOON = 5;
+export const VIRTIO_ID_VSOCK = 19;
 
 // Feature bits every device here offers (section 6): the modern interface, indirect descriptors
 // and event-index notification suppression.

@@ -39,6 +39,8 @@ export interface InitramfsInputs {
   // In load order.
   modules: KernelModule[];
   builtinList: string;
+  // The guest agent (guest/rv-agent.c, built by scripts/build.sh), started by /init.
+  agent?: Uint8Array;
 }
 
 // What udhcpc runs with the lease (busybox passes it in the environment: ip, mask as a prefix
@@ -101,6 +103,9 @@ if [ -e /sys/class/net/eth0 ]; then
 	(udhcpc -i eth0 -q -n -t 4 -T 2 -s /etc/udhcpc.script >/dev/null 2>&1 &)
 fi
 
+# The guest agent: the host runs commands through it over vsock (ringvisor exec).
+[ -x /bin/rv-agent ] && [ -e /dev/vsock ] && (rv-agent </dev/null >/dev/null 2>&1 &)
+
 echo "${BOOT_COMPLETE}"
 [ -x /bin/rv-marker ] && /bin/rv-marker
 
@@ -127,6 +132,7 @@ export function initramfsEntries(inputs: InitramfsInputs): CpioEntry[] {
     { path: "init", type: "file", perm: 0o755, data: text(initScript(kver, modules)) },
     { path: "bin/busybox", type: "file", perm: 0o755, data: inputs.busybox },
     { path: "bin/rv-marker", type: "file", perm: 0o755, data: markerElf() },
+    ...(inputs.agent ? [{ path: "bin/rv-agent", type: "file" as const, perm: 0o755, data: inputs.agent }] : []),
     ...BUSYBOX_APPLETS.map((a): CpioEntry => ({ path: `bin/${a}`, type: "symlink", perm: 0o777, target: "busybox" })),
     { path: "sbin", type: "symlink", perm: 0o777, target: "bin" },
     { path: "usr/bin", type: "symlink", perm: 0o777, target: "../bin" },
@@ -153,12 +159,12 @@ export function buildInitramfs(inputs: InitramfsInputs): Buffer {
 // initramfs built by an older recipe is rebuilt even if its inputs are unchanged.
 // `wanted`: the module names asked for, which are part of the recipe (a new driver in the list
 // rebuilds the cached initramfs).
-export function initramfsRecipe(wanted: readonly string[] = []): string {
+export function initramfsRecipe(wanted: readonly string[] = [], agent?: Uint8Array): string {
   const probe = initramfsEntries({
     busybox: new Uint8Array(),
     kernelVersion: "0",
     modules: [{ name: "m", path: "kernel/m.ko", data: Buffer.alloc(0), depends: [] }],
     builtinList: "",
   });
-  return createHash("sha256").update(writeNewc(probe)).update(wanted.join(",")).digest("hex").slice(0, 16);
+  return createHash("sha256").update(writeNewc(probe)).update(wanted.join(",")).update(agent ?? new Uint8Array(0)).digest("hex").slice(0, 16);
 }

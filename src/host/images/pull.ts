@@ -4,6 +4,8 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { ImageError } from "../../errors.js";
 import { ARCH, SUITE, isVerified, selectPackages, type NetworkOptions } from "./archive.js";
 import { ImageCache, cacheRoot, sha256File, verifyFile, writeAtomic, type DebRecord, type GuestManifest } from "./cache.js";
@@ -27,6 +29,16 @@ export const GUEST_MODULES: readonly string[] = [
   "9pnet_virtio", "9p", // host folders shared into the guest
   "vmw_vsock_virtio_transport", // the guest agent's channel
 ];
+
+// The guest agent built by scripts/build.sh (build/guest/rv-agent), if there is one.
+const AGENT = fileURLToPath(new URL("../../../../build/guest/rv-agent", import.meta.url));
+function guestAgent(): Uint8Array | undefined {
+  try {
+    return readFileSync(AGENT);
+  } catch {
+    return undefined;
+  }
+}
 
 export interface PullOptions {
   mirror?: string;
@@ -183,7 +195,7 @@ function sameDebs(m: GuestManifest, debs: { kernel: DebRecord; busybox: DebRecor
 async function upToDate(cache: ImageCache, m: GuestManifest): Promise<boolean> {
   const dir = cache.guestDir(m.name);
   return (
-    m.recipe === initramfsRecipe(GUEST_MODULES) &&
+    m.recipe === initramfsRecipe(GUEST_MODULES, guestAgent()) &&
     (await verifyFile(join(dir, m.kernel.file), m.kernel.size, m.kernel.sha256)) &&
     (await verifyFile(join(dir, m.initrd.file), m.initrd.size, m.initrd.sha256)) &&
     // The root disk is large: its size is checked here, its checksum by `image pull`.
@@ -230,7 +242,7 @@ async function build(ctx: Context, debs: { kernel: DebRecord; busybox: DebRecord
   const btar = await debDataTar(await readFile(cache.debPath(debs.busybox.sha256)), debs.busybox.package);
   const bb = (await extractTar(btar, (n) => n === "bin/busybox" || n === "usr/bin/busybox")).find((f) => f.type === "file");
   if (!bb) throw new ImageError(`${debs.busybox.package} contains no bin/busybox`);
-  const inputs = { busybox: bb.data, kernelVersion, modules: mods.modules, builtinList: mods.builtinList };
+  const inputs = { busybox: bb.data, kernelVersion, modules: mods.modules, builtinList: mods.builtinList, agent: guestAgent() };
   const initrd = buildInitramfs(inputs);
 
   const dir = cache.guestDir(DEFAULT_GUEST);
@@ -252,7 +264,7 @@ async function build(ctx: Context, debs: { kernel: DebRecord; busybox: DebRecord
     mirror: origin.mirror,
     releaseSignature: origin.releaseSignature,
     createdAt: new Date().toISOString(),
-    recipe: initramfsRecipe(GUEST_MODULES),
+    recipe: initramfsRecipe(GUEST_MODULES, guestAgent()),
     kernel: {
       file: kernelFile,
       size: image.length,
