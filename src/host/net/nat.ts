@@ -204,7 +204,13 @@ class Conn {
       }
     }
     this.pump();
-    if (this.finSent && this.sndUna === this.sndNxt && this.guestFin) this.close();
+    this.closeIfDone();
+  }
+
+  // Both directions are over: our FIN acknowledged, the guest's taken, and every byte from the
+  // guest handed to the host's socket (destroying it sooner would drop what it still queues).
+  closeIfDone(): void {
+    if (this.finSent && this.sndUna === this.sndNxt && this.guestFin && this.socket.writableFinished) this.close();
   }
 
   reset(): void {
@@ -300,6 +306,10 @@ export class Nat implements NetPort {
     if (!u) return void this.counters.malformed++;
     if (u.dstPort === 67 && u.srcPort === 68) return this.onDhcp(u.payload);
     if (ip.src !== GUEST) return void this.counters.unsupported++;
+    // Nothing but the gateway lives on the guest's network, and broadcast or multicast must not
+    // leave it onto the host's.
+    const local = ((ip.dst & MASK) >>> 0) === NAT_NET;
+    if ((local && ip.dst !== GATEWAY && ip.dst !== DNS) || ip.dst >>> 28 >= 14) return void this.counters.unsupported++;
     if (ip.dst === DNS && u.dstPort === 53) this.counters.dnsQueries++;
     else if (ip.dst === DNS) return void this.counters.unsupported++;
     let m = this.udp.get(u.srcPort);
@@ -442,7 +452,10 @@ export class Nat implements NetPort {
     }
     let ackNow = false;
     if (data.length > 0) {
-      if (seq === c.rcvNxt && !c.guestFin) {
+      // No more than the window we advertised: a guest that ignores it cannot make us queue more.
+      const room = Math.max(0, RECV_WINDOW - c.socket.writableLength);
+      if (seq === c.rcvNxt && !c.guestFin && room > 0) {
+        if (data.length > room) data = data.subarray(0, room);
         c.rcvNxt = add(c.rcvNxt, data.length);
         this.counters.bytesFromGuest += data.length;
         c.socket.write(data);
@@ -455,8 +468,9 @@ export class Nat implements NetPort {
       c.socket.end();
       ackNow = true;
     }
+    // The ACK goes first: acked() may finish the connection, and the guest's FIN needs it.
+    if (ackNow) c.segment(P.TCP_ACK, c.sndNxt);
     c.acked(t.ack, t.window);
-    if (ackNow && c.state === "established") c.segment(P.TCP_ACK, c.sndNxt);
   }
 
   private rstFor(ip: P.Ipv4, t: P.Tcp): void {
@@ -475,7 +489,7 @@ export class Nat implements NetPort {
       return this.rstFor(ip, t);
     }
     const host = ip.dst === GATEWAY ? LOOPBACK : P.ipToString(ip.dst);
-    const socket = connect({ host, port: t.dstPort, noDelay: true });
+    const socket = connect({ host, port: t.dstPort, noDelay: true, allowHalfOpen: true });
     const c = new Conn(this, key, t.srcPort, ip.dst, t.dstPort, socket, "connecting");
     c.rcvNxt = add(t.seq, 1);
     c.mss = Math.min(t.mss ?? 536, MSS);
@@ -500,6 +514,7 @@ export class Nat implements NetPort {
       c.pump();
     });
     c.socket.on("drain", () => { if (c.state === "established") c.segment(P.TCP_ACK, c.sndNxt); }); // a window update
+    c.socket.on("finish", () => c.closeIfDone()); // the guest's bytes are all with the host's kernel
     c.socket.on("error", () => {
       if (c.state === "connecting") this.counters.tcpRefused++;
       c.reset();
@@ -520,7 +535,7 @@ export class Nat implements NetPort {
   // Listens on the host and opens a connection into the guest for each one accepted.
   async forward(f: Forward): Promise<void> {
     if (this.servers.has(f.hostPort)) throw new UserError(`host port ${f.hostPort} is already forwarded`);
-    const server = createServer({ pauseOnConnect: true }, (socket) => this.accepted(socket, f.guestPort));
+    const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.accepted(socket, f.guestPort));
     await new Promise<void>((resolve, reject) => {
       server.once("error", (e: NodeJS.ErrnoException) => reject(new UserError(`cannot forward host port ${f.hostPort}: ${e.code === "EADDRINUSE" ? "it is in use" : e.code === "EACCES" ? "permission denied (ports below 1024 need privileges)" : e.message}`)));
       server.listen(f.hostPort, f.hostAddress ?? LOOPBACK, () => resolve());
