@@ -1,5 +1,6 @@
 // Argument parsers shared by the commands.
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import { InvalidArgumentError } from "commander";
 import { UserError } from "../errors.js";
 import { MAX_PCPUS } from "../host/host.js";
@@ -55,4 +56,29 @@ export function parseForward(v: string): { hostPort: number; guestPort: number }
   const ports = m ? [Number(m[1]), Number(m[2])] : [];
   if (!m || ports.some((p) => p < 1 || p > 65535)) throw new UserError(`--forward ${v}: expected HOST_PORT:GUEST_PORT, each 1 to 65535 (e.g. 2222:22)`);
   return { hostPort: ports[0]!, guestPort: ports[1]! };
+}
+
+export interface ShareSpec {
+  dir: string;
+  tag: string;
+  rw: boolean;
+}
+
+// --share HOST_DIR:TAG[,rw]: a directory that exists, a tag of 1-64 letters, digits, - _ .
+export function parseShare(v: string): ShareSpec {
+  const [main, ...opts] = v.split(",");
+  const i = main!.lastIndexOf(":");
+  const dir = i > 0 ? main!.slice(0, i) : "";
+  const tag = i > 0 ? main!.slice(i + 1) : "";
+  if (dir === "" || !/^[A-Za-z0-9_.-]{1,64}$/.test(tag)) throw new UserError(`--share ${v}: expected HOST_DIR:TAG[,rw], the tag 1 to 64 letters, digits, '-', '_' or '.' (e.g. --share ./src:src)`);
+  const bad = opts.filter((o) => o !== "rw" && o !== "ro");
+  if (bad.length > 0) throw new UserError(`--share ${v}: unknown option ${bad.join(", ")} (rw or ro)`);
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new UserError(`--share ${v}: ${dir} does not exist`);
+  }
+  if (!st.isDirectory()) throw new UserError(`--share ${v}: ${dir} is not a directory`);
+  return { dir: resolve(dir), tag, rw: opts.includes("rw") };
 }

@@ -15,7 +15,8 @@ import { DETACH, TYPIST_TICK_MS, QueryFilter, Typist, checkOnEof, releaseStdin }
 import { openDisks, parseDiskArg, type DiskSpec } from "../host/disks/open.js";
 import { Nat, type Forward } from "../host/net/nat.js";
 import { macFor } from "../host/net/switch.js";
-import { parseForward } from "./args.js";
+import { parseForward, parseShare, type ShareSpec } from "./args.js";
+import { Share } from "../host/share.js";
 
 export { DEFAULT_CMDLINE };
 export { EOF_STOP_STATUS } from "./console.js";
@@ -39,6 +40,7 @@ interface RunOptions {
   disk: DiskSpec[];
   net: string;
   forward: Forward[];
+  share: ShareSpec[];
   console: string;
   rng: boolean;
   balloon: boolean;
@@ -61,6 +63,7 @@ export function registerRunCommand(program: Command): void {
     .option("--disk <file[,ro]>", "a disk image (raw) as the next virtio disk: /dev/vda, /dev/vdb, ... in order; ro: read-only (repeatable)", (v: string, all: DiskSpec[]) => [...all, parseDiskArg(v)], [] as DiskSpec[])
     .addOption(new Option("--net <kind>", "the network card: nat (user-mode NAT to the outside, DHCP and DNS inside, the host at 10.0.2.2), or none").choices(["nat", "none"]).default("nat"))
     .option("--forward <host:guest>", "forward a TCP port on the host's loopback to one in the guest, e.g. 2222:22 (repeatable; with --net nat)", (v: string, all: Forward[]) => [...all, parseForward(v)], [] as Forward[])
+    .option("--share <dir:tag[,rw]>", "share a host folder with the guest over virtio-9p, read-only unless ,rw (repeatable); in the guest: mount -t 9p -o trans=virtio,version=9p2000.L TAG /mnt", (v: string, all: ShareSpec[]) => [...all, parseShare(v)], [] as ShareSpec[])
     .addOption(new Option("--console <device>", "where your input goes: serial (the 16550, ttyS0) or virtio (a virtio console, hvc0: give the guest console=hvc0)").choices(["serial", "virtio"]).default("serial"))
     .option("--no-rng", "leave out the virtio entropy device")
     .option("--no-balloon", "leave out the virtio balloon")
@@ -135,6 +138,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
     vm = host.createVm({
       disks: backends.map((backend, i) => ({ name: `vd${String.fromCharCode(97 + i)}`, backend })),
       nics: nat ? [{ port: nat, mac: macFor("vm", 0) }] : [],
+      shares: opts.share.map((sh) => new Share(sh.dir, sh.tag, !sh.rw)),
       primaryConsole: opts.console as "serial" | "virtio",
       rng: opts.rng,
       balloon: opts.balloon,

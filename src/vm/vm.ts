@@ -38,6 +38,7 @@ import { readVmmStats, type VmmStats } from "../vmm/stats.js";
 import { Vcb, VCB_BYTES, VCB_TIME_FLOOR, PENDING_SEIP, FENCE_ALL, FENCE_I, FENCE_P2M, guestTicks, hostClockMs } from "../vmm/vcb.js";
 import { VirtioBalloon, type BalloonHost } from "../devices/virtio/balloon.js";
 import { VirtioVsock } from "../devices/virtio/vsock.js";
+import { Virtio9p, type P9Server } from "../devices/virtio/p9.js";
 import { MMIO_ALIAS, EXIT_POOL } from "../vmm/layout.js";
 import { MAX_CPUS, VIRT_MODES, type VirtMode } from "./spec.js";
 
@@ -76,6 +77,8 @@ export interface VmConfig {
   disks?: DiskConfig[];
   // Network cards, after the disks: each plugged into a port (the host's switch, later NAT).
   nics?: { port: NetPort; mac: Uint8Array }[];
+  // Host folders served over virtio-9p (src/host/share.ts), after the network cards.
+  shares?: P9Server[];
   // Which console the user's input goes to: the 16550 (ttyS0, the default) or a virtio console
   // (hvc0), which is then added. Output of both goes to `console`.
   primaryConsole?: "serial" | "virtio";
@@ -192,6 +195,7 @@ export class Vm {
       const dma = new GuestDma(machine.mem, this.ram);
       const devices: VirtioDevice[] = (cfg.disks ?? []).map((d) => new VirtioBlk(`virtio-blk ${d.name}`, d.backend, d.serial ?? d.name));
       (cfg.nics ?? []).forEach((n, i) => devices.push(new VirtioNet(`virtio-net eth${i}`, n.mac, n.port)));
+      for (const sh of cfg.shares ?? []) devices.push(new Virtio9p(sh));
       if (cfg.primaryConsole === "virtio") {
         this.virtioConsole = new VirtioConsole((b) => this.consoleOut(b));
         devices.push(this.virtioConsole);
