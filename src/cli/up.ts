@@ -31,7 +31,8 @@ import { openDisks, resolveDisk, type DiskSpec } from "../host/disks/open.js";
 import type { BlockBackend } from "../devices/virtio/blk.js";
 import { macFor } from "../host/net/switch.js";
 import { Nat } from "../host/net/nat.js";
-import { parseForward } from "./args.js";
+import { parseForward, parseShare, type ShareSpec } from "./args.js";
+import { Share } from "../host/share.js";
 
 export const NEXT_CONSOLE = 0x1c; // Ctrl-backslash
 const MiB = 2 ** 20;
@@ -83,6 +84,7 @@ interface Planned {
   file: string;
   spec: VmSpec;
   disks: DiskSpec[];
+  shares: ShareSpec[];
   backends?: BlockBackend[];
   nats?: (Nat | undefined)[]; // per NIC: its NAT (with the forwards listening), for network nat
   kernel?: Uint8Array; // undefined: the default guest
@@ -118,7 +120,14 @@ function plan(files: string[], opts: UpOptions): { vms: Planned[]; attach: strin
     };
     // A disk that is a path is relative to the spec file; a bare name is in the disk store.
     const disks = spec.disks.map((d) => ({ path: d.disk.includes("/") ? resolve(dirname(file), d.disk) : resolveDisk(d.disk), readOnly: d.readonly }));
-    vms.push({ file, spec, disks, kernel: read("kernel"), initrd: read("initrd"), log: "" });
+    const shares = spec.shares.map((sh, n) => {
+      try {
+        return parseShare(`${resolve(dirname(file), sh.dir)}:${sh.tag}${sh.rw ? ",rw" : ""}`);
+      } catch (e) {
+        throw new UserError(`${file}: field 'shares.${n}': ${(e as Error).message.replace(/^--share [^:]*:[^:]*: /, "")}`);
+      }
+    });
+    vms.push({ file, spec, disks, shares, kernel: read("kernel"), initrd: read("initrd"), log: "" });
   }
 
   const attach = opts.attach ?? vms[0]!.spec.name;
@@ -292,6 +301,7 @@ class Session {
           disks: (pl.backends ?? []).map((backend, d) => ({ name: `vd${String.fromCharCode(97 + d)}`, backend })),
           rng: pl.spec.rng,
           balloon: pl.spec.balloon,
+          shares: pl.shares.map((sh) => new Share(sh.dir, sh.tag, !sh.rw)),
           nics: pl.spec.nics.map((nic, n) => ({ port: nic.network === "nat" ? pl.nats![n]! : this.host.switch.port(`${pl.spec.name}/eth${n}`), mac: macFor(pl.spec.name, n) })),
           onDeviceError: (device, reason) => this.say(`ringvisor: ${pl.spec.name}: ${device} stopped: the guest's driver broke the virtio protocol (${reason}); the device waits for a reset`),
           console: (b) => { if (guest) this.console(guest, b); },

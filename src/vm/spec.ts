@@ -63,6 +63,17 @@ export const VmSpecSchema = Type.Object(
       ),
       { default: [], maxItems: 4, description: "virtio network cards, eth0 on, in order" },
     ),
+    shares: Type.Array(
+      Type.Object(
+        {
+          dir: Type.String({ minLength: 1, description: "a host folder, relative to the spec file" }),
+          tag: Type.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$", expected: "1 to 64 letters, digits, '-', '_' or '.'", description: "the mount tag: mount -t 9p -o trans=virtio,version=9p2000.L TAG /mnt" }),
+          rw: Type.Boolean({ default: false, description: "the guest may change the folder" }),
+        },
+        { additionalProperties: false },
+      ),
+      { default: [], maxItems: 4, description: "host folders shared over virtio-9p" },
+    ),
     rng: Type.Boolean({ default: true, description: "a virtio entropy device (/dev/hwrng)" }),
     balloon: Type.Boolean({ default: true, description: "a virtio balloon, through which the host can take RAM back while the VM runs" }),
   },

@@ -25,7 +25,7 @@ test("a spec with only a name gets every default, from the schema", () => {
   const s = parseSpec("name: web\n", "web.yaml");
   assert.deepEqual(s, {
     name: "web", memory: 512, vcpus: 1, cmdline: DEFAULT_CMDLINE, virt: "trap-and-emulate",
-    weight: DEFAULT_WEIGHT, cap: 0, dedicated: false, disks: [], nics: [], rng: true, balloon: true,
+    weight: DEFAULT_WEIGHT, cap: 0, dedicated: false, disks: [], nics: [], shares: [], rng: true, balloon: true,
   });
   assert.equal(s.kernel, undefined, "no kernel: the default Debian guest");
   assert.equal(s.initrd, undefined);
@@ -43,7 +43,7 @@ test("given values are kept, paths untouched", () => {
   );
   assert.deepEqual(s, {
     name: "db-1", memory: 128, vcpus: 2, kernel: "./Image", initrd: "initrd.gz", cmdline: "console=ttyS0 quiet", virt: "native", weight: 512, cap: 50, dedicated: true,
-    disks: [{ disk: "../base.qcow2", readonly: true }, { disk: "data", readonly: false }], rng: false, balloon: true,
+    disks: [{ disk: "../base.qcow2", readonly: true }, { disk: "data", readonly: false }], rng: false, balloon: true, shares: [],
     nics: [{ network: "nat", forward: ["2222:22"] }, { network: "switch", forward: [] }],
   });
 });
@@ -67,7 +67,7 @@ test("unknown fields are refused by name, a near miss with the field meant", () 
   refused("name: web\nmemroy: 128\n", /^web\.yaml: unknown field 'memroy' \(did you mean 'memory'\?\)$/);
   refused("name: web\nCPUs: 2\n", /unknown field 'CPUs' \(did you mean 'vcpus'\?\)$/);
   refused("name: web\ndisk: 10G\n", /unknown field 'disk' \(did you mean 'disks'\?\)$/);
-  refused("name: web\nnet: user\n", /unknown field 'net'; the fields are name, memory, vcpus, kernel, initrd, cmdline, virt, weight, cap, dedicated, disks, nics, rng, balloon$/);
+  refused("name: web\nnet: user\n", /unknown field 'net'; the fields are name, memory, vcpus, kernel, initrd, cmdline, virt, weight, cap, dedicated, disks, nics, shares, rng, balloon$/);
   refused("name: web\nfoo: 1\nbar: 2\n", /unknown fields 'foo', 'bar'; the fields are name, /);
 });
 
