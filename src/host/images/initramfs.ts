@@ -83,6 +83,10 @@ do
 \t\techo "ringvisor: insmod \${m##*/} failed: $err" >/dev/kmsg 2>/dev/null
 done
 
+# A console that is a module (virtio's hvc0) did not exist when the kernel opened /init's
+# stdio: open it now.
+case " $(cat /proc/cmdline) " in *" console=hvc0"*) [ -c /dev/hvc0 ] && exec </dev/hvc0 >/dev/hvc0 2>&1 ;; esac
+
 # A root disk: mount it and go on from its /init (a disk that will not mount leaves this shell).
 root=$(sed -n 's/.*\\<root=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
 if [ -n "$root" ] && mkdir -p /newroot && mount -o rw "$root" /newroot; then
