@@ -3,7 +3,6 @@
 // takes an MMIO exit per byte, the guest hands this device a whole buffer per notification: the
 // counters show bytes per exit for both.
 import { VirtioDevice, VIRTIO_ID_CONSOLE } from "./device.js";
-import { VirtioError } from "./queue.js";
 
 const RECEIVEQ = 0;
 const TRANSMITQ = 1;
@@ -33,15 +32,7 @@ export class VirtioConsole extends VirtioDevice {
     }
     this.pending.push(bytes.slice());
     this.pendingBytes += bytes.length;
-    // The host calls this, not the transport: a protocol error found in the receive queue must
-    // fail the device here, not reach the host's input handler.
-    const host = this.host;
-    try {
-      this.deliver();
-    } catch (e) {
-      if (!(e instanceof VirtioError)) throw e;
-      host?.fail(e.message);
-    }
+    this.fromHost(() => this.deliver());
   }
 
   notify(q: number): void {
@@ -50,35 +41,20 @@ export class VirtioConsole extends VirtioDevice {
   }
 
   private transmit(): void {
-    const host = this.host;
-    const vq = host?.queue(TRANSMITQ);
-    if (!host || !vq) return;
-    let any = false;
-    for (let c = vq.pop(); c; c = vq.pop()) {
+    this.serveQueue(TRANSMITQ, (vq, c) => {
       const bytes = vq.readAll(c);
       this.stats.bytesOut += bytes.length;
       if (bytes.length > 0) this.out(bytes);
-      vq.push(c.head, 0);
-      any = true;
-    }
-    if (any) host.usedBuffers(TRANSMITQ);
+      return 0;
+    });
   }
 
   private deliver(): void {
-    const host = this.host;
-    const vq = host?.queue(RECEIVEQ);
-    if (!host || !vq || this.pendingBytes === 0) return;
-    let any = false;
-    while (this.pendingBytes > 0) {
-      const c = vq.pop();
-      if (!c) break;
-      const data = this.take(c.writeBytes);
-      const n = vq.writeAll(c, data);
+    this.serveQueue(RECEIVEQ, (vq, c) => {
+      const n = vq.writeAll(c, this.take(c.writeBytes));
       this.stats.bytesIn += n;
-      vq.push(c.head, n);
-      any = true;
-    }
-    if (any) host.usedBuffers(RECEIVEQ);
+      return n;
+    }, () => this.pendingBytes > 0);
   }
 
   // Up to n bytes of pending input, oldest first.

@@ -2,7 +2,7 @@
 // queues, and handlers the transport calls when the driver notifies a queue, finishes
 // initialisation (DRIVER_OK) or resets the device. Device models know nothing of MMIO.
 import type { GuestDma } from "./dma.js";
-import type { Virtqueue, QueueCounters } from "./queue.js";
+import { VirtioError, type Chain, type Virtqueue, type QueueCounters } from "./queue.js";
 
 // Device IDs (virtio 1.2 section 5).
 export const VIRTIO_ID_NET = 1;
@@ -72,6 +72,35 @@ export abstract class VirtioDevice {
   // handed to a backend must not write into the guest when it completes (see `generation`).
   reset(): void {
     this.host = undefined;
+  }
+
+  // Serves the chains the driver made available on queue q, one at a time while `more()` holds:
+  // `serve` fills or reads a chain and returns the bytes it wrote into it (the used length).
+  // One used-buffer notification for the whole batch.
+  protected serveQueue(q: number, serve: (vq: Virtqueue, c: Chain) => number, more: () => boolean = () => true): void {
+    const host = this.host;
+    const vq = host?.queue(q);
+    if (!host || !vq) return;
+    let any = false;
+    while (more()) {
+      const c = vq.pop();
+      if (!c) break;
+      vq.push(c.head, serve(vq, c));
+      any = true;
+    }
+    if (any) host.usedBuffers(q);
+  }
+
+  // Device work the host started (input typed, a frame arrived), not the transport: a protocol
+  // error it finds fails the device instead of reaching the host's caller.
+  protected fromHost(work: () => void): void {
+    const host = this.host;
+    try {
+      work();
+    } catch (e) {
+      if (!(e instanceof VirtioError)) throw e;
+      host?.fail(e.message);
+    }
   }
 
   // Device-specific counters, for stats.

@@ -9,7 +9,6 @@
 // counted, as a NIC's full ring would drop them, so a guest that stops reading costs the host
 // a bounded amount of memory.
 import { VirtioDevice, bit, VIRTIO_ID_NET } from "./device.js";
-import { VirtioError } from "./queue.js";
 
 const VIRTIO_NET_F_MTU = 3;
 const VIRTIO_NET_F_MAC = 5;
@@ -71,69 +70,47 @@ export class VirtioNet extends VirtioDevice {
   }
 
   private transmit(): void {
-    const host = this.host;
-    const vq = host?.queue(TRANSMITQ);
-    if (!host || !vq) return;
-    let any = false;
-    for (let c = vq.pop(); c; c = vq.pop()) {
-      any = true;
+    this.serveQueue(TRANSMITQ, (vq, c) => {
       const len = c.readBytes - HDR_BYTES;
       if (len < 14 || len > MAX_FRAME) {
         this.stats.txErrors++;
-        vq.push(c.head, 0);
-        continue;
+        return 0;
       }
       const frame = vq.readAll(c).subarray(HDR_BYTES);
-      vq.push(c.head, 0);
       this.stats.txFrames++;
       this.stats.txBytes += frame.length;
       this.port.send(frame);
-    }
-    if (any) host.usedBuffers(TRANSMITQ);
+      return 0;
+    });
   }
 
-  // A frame for the guest, from the port.
+  // A frame for the guest, from the port (a receive ring the driver broke fails the device here,
+  // not in the sender's call).
   receive(frame: Uint8Array): void {
     if (this.backlog.length >= BACKLOG_FRAMES) {
       this.stats.rxDropped++;
       return;
     }
     this.backlog.push(frame);
-    const host = this.host;
-    try {
-      this.deliver();
-    } catch (e) {
-      // A receive ring the driver broke fails the device here, not in the sender's call.
-      if (!(e instanceof VirtioError)) throw e;
-      host?.fail(e.message);
-    }
+    this.fromHost(() => this.deliver());
   }
 
   private deliver(): void {
-    const host = this.host;
-    const vq = host?.queue(RECEIVEQ);
-    if (!host || !vq) return;
-    let any = false;
-    while (this.backlog.length > 0) {
-      const c = vq.pop();
-      if (!c) break;
+    this.serveQueue(RECEIVEQ, (vq, c) => {
       const frame = this.backlog.shift()!;
-      any = true;
       if (c.writeBytes < HDR_BYTES + frame.length) {
         // A buffer too small for the frame (the driver must post at least one MTU's worth).
         this.stats.rxDropped++;
-        vq.push(c.head, 0);
-        continue;
+        return 0;
       }
       const out = new Uint8Array(HDR_BYTES + frame.length);
       new DataView(out.buffer).setUint16(10, 1, true); // num_buffers
       out.set(frame, HDR_BYTES);
       vq.writeAll(c, out);
-      vq.push(c.head, out.length);
       this.stats.rxFrames++;
       this.stats.rxBytes += frame.length;
-    }
-    if (any) host.usedBuffers(RECEIVEQ);
+      return out.length;
+    }, () => this.backlog.length > 0);
   }
 
   override reset(): void {

@@ -15,18 +15,11 @@ export class VirtioRng extends VirtioDevice {
   private bytes = 0;
 
   notify(q: number): void {
-    const host = this.host;
-    const vq = host?.queue(q);
-    if (!host || !vq) return;
-    let any = false;
-    for (let c = vq.pop(); c; c = vq.pop()) {
-      const n = Math.min(c.writeBytes, MAX_PER_REQUEST);
-      const written = vq.writeAll(c, randomFillSync(new Uint8Array(n)));
+    this.serveQueue(q, (vq, c) => {
+      const written = vq.writeAll(c, randomFillSync(new Uint8Array(Math.min(c.writeBytes, MAX_PER_REQUEST))));
       this.bytes += written;
-      vq.push(c.head, written);
-      any = true;
-    }
-    if (any) host.usedBuffers(q);
+      return written;
+    });
   }
 
   override counters(): Record<string, number> {
