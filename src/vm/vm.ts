@@ -152,6 +152,10 @@ export class Vm {
   // Ballooned guest frames, all backed by one frame of the VM's own (the sink) until deflated.
   private readonly ballooned = new Set<number>();
   private sinkFrame = 0;
+  // The devices' window on guest RAM, and the frames (machine offsets) the balloon gave up while
+  // host I/O had them pinned: freed when the I/O is done (GuestDma.pin).
+  private dma!: GuestDma;
+  private readonly freeWhenUnpinned = new Set<number>();
   readonly sbi: Sbi;
   readonly ram: P2m;
   readonly markers: Marker[] = [];
@@ -192,7 +196,13 @@ export class Vm {
       this.bus.map(UART.base, UART.size, this.uart);
       this.bus.map(RTC.base, RTC.size, this.rtc);
       this.bus.map(PLIC.base, plicSize(cfg.cpus), this.plic);
-      const dma = new GuestDma(machine.mem, this.ram);
+      const dma = (this.dma = new GuestDma(machine.mem, this.ram));
+      // A frame the balloon took while host I/O had it pinned is freed when that I/O is done.
+      dma.onUnpinned = (frame) => {
+        const off = frame * FRAME_BYTES;
+        if (!this.freeWhenUnpinned.delete(off) || this.state === "disposed") return;
+        this.account.freeFrame("ram", off);
+      };
       const devices: VirtioDevice[] = (cfg.disks ?? []).map((d) => new VirtioBlk(`virtio-blk ${d.name}`, d.backend, d.serial ?? d.name));
       (cfg.nics ?? []).forEach((n, i) => devices.push(new VirtioNet(`virtio-net eth${i}`, n.mac, n.port)));
       for (const sh of cfg.shares ?? []) devices.push(new Virtio9p(sh));
@@ -342,7 +352,10 @@ export class Vm {
         }
         await this.fenceAll();
         if (this.state === "disposed") return; // the account was released, frames and all
-        for (const off of freed) this.account.freeFrame("ram", off);
+        for (const off of freed) {
+          if (this.dma.pinned(off / FRAME_BYTES)) this.freeWhenUnpinned.add(off);
+          else this.account.freeFrame("ram", off);
+        }
       },
       deflate: async (pfns) => {
         for (const pfn of pfns) {
@@ -566,8 +579,10 @@ export class Vm {
     // Devices first: from here on no completion may write into these frames.
     for (const t of this.virtio) t.shutdown();
     this.closing = Promise.allSettled(this.virtio.map((t) => t.device.close())).then(() => undefined);
-    this.account.release();
     this.state = "disposed";
+    // Host I/O still in flight into pinned frames: the frames go back when it is done.
+    if (this.dma === undefined || !this.dma.busy) this.account.release();
+    else this.closing = Promise.all([this.closing, this.dma.idle()]).then(() => this.account.release());
   }
 
   // Resolves when the VM's devices have closed their backends (disk images flushed, closed and

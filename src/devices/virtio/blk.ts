@@ -5,14 +5,20 @@
 // interrupt. So a slow disk never stalls a physical CPU, and the guest can have many requests in
 // flight.
 //
-// Data goes through bounce buffers: a read lands in host memory and is copied into the guest only
-// when it completes and the device has not been reset in between (a reset driver, or a VM that
-// was destroyed, must never see a late write into frames that may belong to someone else by then).
+// Data moves straight between the image file and guest frames when the backend can do vectored
+// I/O (raw images: preadv/pwritev into views of the guest's frames, no copy on the host). The
+// buffers are resolved through the p2m when the request starts, and their frames are pinned
+// (GuestDma.pin) until the I/O is done: a guest that balloons the page meanwhile, or a VM
+// destroyed meanwhile, does not get the frame back into the host's pool before then, so a late
+// transfer only ever touches this VM's own frames. A request that completes after a reset lands
+// its data in the guest's buffer but is not answered. Other backends (qcow2) go through bounce
+// buffers, copied into the guest at completion.
 //
 // Flushes are honest (5.2.6.2 VIRTIO_BLK_T_FLUSH): the device waits for every write completed
 // before it, then the backend's flush, which reaches stable storage (fsync), before it answers.
 import { VirtioDevice, bit, VIRTIO_ID_BLOCK, type DeviceHost } from "./device.js";
 import { VirtioError, type Chain } from "./queue.js";
+import type { GuestDma, Piece } from "./dma.js";
 
 // Feature bits (5.2.3).
 const VIRTIO_BLK_F_SIZE_MAX = 1;
@@ -44,6 +50,9 @@ export interface BlockBackend {
   readonly readOnly: boolean;
   read(offset: number, into: Uint8Array): Promise<void>;
   write(offset: number, data: Uint8Array): Promise<void>;
+  // Vectored forms, if the backend has them: the buffers are views of guest frames.
+  readv?(offset: number, into: Uint8Array[]): Promise<void>;
+  writev?(offset: number, data: Uint8Array[]): Promise<void>;
   // Everything written so far reaches stable storage.
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -101,13 +110,22 @@ export class VirtioBlk extends VirtioDevice {
     const dataOut = c.readBytes - 16;
     const gen = host.generation;
     let work: Promise<{ status: number; written: number; data?: Uint8Array }>;
+    const direct = (which: "readable" | "writable", skip: number, len: number): Piece[] | undefined =>
+      this.range(sector, len) !== undefined && len > 0 && len <= MAX_REQUEST ? vq.pieces(c, which, skip, len) : undefined;
     switch (type) {
-      case VIRTIO_BLK_T_IN:
-        work = this.read(sector, dataIn);
+      case VIRTIO_BLK_T_IN: {
+        const pieces = this.backend.readv ? direct("writable", 0, dataIn) : undefined;
+        work = pieces ? this.pinned(host.dma, pieces, () => this.readInto(sector, dataIn, host.dma, pieces)) : this.read(sector, dataIn);
         break;
+      }
       case VIRTIO_BLK_T_OUT: {
+        const pieces = this.backend.writev && !this.backend.readOnly ? direct("readable", 16, dataOut) : undefined;
+        if (pieces) {
+          work = this.pinned(host.dma, pieces, () => this.write(sector, host.dma.views(pieces), dataOut));
+          break;
+        }
         const data = dataOut > 0 && dataOut <= MAX_REQUEST ? vq.readAll(c).subarray(16) : undefined;
-        work = this.write(sector, data, dataOut);
+        work = this.write(sector, data && [data], dataOut);
         break;
       }
       case VIRTIO_BLK_T_FLUSH:
@@ -133,8 +151,7 @@ export class VirtioBlk extends VirtioDevice {
       if (vqNow !== vq) return;
       if (r.status !== VIRTIO_BLK_S_OK) this.stats.errors++;
       try {
-        let written = 0;
-        if (r.data) written = vqNow.writeAll(c, r.data);
+        const written = r.data ? vqNow.writeAll(c, r.data) : r.written;
         const status = new Uint8Array([r.status]);
         vqNow.writeAll(c, status, c.writeBytes - 1);
         vqNow.push(c.head, written + 1);
@@ -167,10 +184,35 @@ export class VirtioBlk extends VirtioDevice {
     return { status: VIRTIO_BLK_S_OK, written: len, data: buf };
   }
 
-  private async write(sector: bigint, data: Uint8Array | undefined, len: number): Promise<{ status: number; written: number }> {
+  // Straight into the guest's frames (pinned by the caller).
+  private async readInto(sector: bigint, len: number, dma: GuestDma, pieces: Piece[]): Promise<{ status: number; written: number }> {
+    try {
+      await this.backend.readv!(this.range(sector, len)!, dma.views(pieces));
+    } catch {
+      return { status: VIRTIO_BLK_S_IOERR, written: 0 };
+    } finally {
+      dma.landed(pieces);
+    }
+    this.stats.reads++;
+    this.stats.bytesRead += len;
+    return { status: VIRTIO_BLK_S_OK, written: len };
+  }
+
+  // Runs io with the frames of `pieces` pinned until it has finished.
+  private async pinned<T>(dma: GuestDma, pieces: Piece[], io: () => Promise<T>): Promise<T> {
+    const unpin = dma.pin(pieces);
+    try {
+      return await io();
+    } finally {
+      unpin();
+    }
+  }
+
+  // `data`: one bounce buffer, or views of the guest's frames (pinned by the caller).
+  private async write(sector: bigint, data: Uint8Array[] | undefined, len: number): Promise<{ status: number; written: number }> {
     const off = this.range(sector, len);
     if (this.backend.readOnly || off === undefined || !data) return { status: VIRTIO_BLK_S_IOERR, written: 0 };
-    const p = this.backend.write(off, data);
+    const p = data.length === 1 ? this.backend.write(off, data[0]!) : this.backend.writev!(off, data);
     this.writesInFlight.add(p);
     try {
       await p;

@@ -79,7 +79,7 @@ export class GuestDma {
   private w16: Uint16Array<ArrayBufferLike> = new Uint16Array(0);
   private w32: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
 
-  private views(): void {
+  private renew(): void {
     const b = this.mem.buffer;
     if (b === this.buf) return;
     this.buf = b;
@@ -90,42 +90,101 @@ export class GuestDma {
   // Ring words are naturally aligned, so never straddle a frame (the transport checks ring
   // alignment); the range check is the caller's.
   u16(gpa: number): number {
-    this.views();
+    this.renew();
     return this.w16[this.machine(gpa) >>> 1]!;
   }
 
   u16Acquire(gpa: number): number {
-    this.views();
+    this.renew();
     return Atomics.load(this.w16, this.machine(gpa) >>> 1);
   }
 
   u32(gpa: number): number {
-    this.views();
+    this.renew();
     return this.w32[this.machine(gpa) >>> 2]!;
   }
 
   // A descriptor's 64-bit address as a Number, or NaN when it cannot be a RAM address (any
   // address at or above 2^53 is outside RAM, which ends below 2^33).
   u64(gpa: number): number {
-    this.views();
+    this.renew();
     const i = this.machine(gpa) >>> 2;
     const hi = this.w32[i + 1]!;
     return hi >= 0x20_0000 ? NaN : hi * 2 ** 32 + this.w32[i]!;
   }
 
   setU16Release(gpa: number, v: number): void {
-    this.views();
+    this.renew();
     Atomics.store(this.w16, this.machine(gpa) >>> 1, v);
   }
 
   setU16(gpa: number, v: number): void {
-    this.views();
+    this.renew();
     this.w16[this.machine(gpa) >>> 1] = v;
   }
 
   setU32(gpa: number, v: number): void {
-    this.views();
+    this.renew();
     this.w32[this.machine(gpa) >>> 2] = v;
+  }
+
+  // Host I/O straight between a file and guest frames (a disk read lands in the guest's buffer
+  // with no copy; a write goes out of it): the I/O runs on libuv's thread pool, so the frames
+  // must stay this VM's until it is done, even if the guest gives the page to its balloon or the
+  // VM is destroyed meanwhile. pin() counts each machine frame of the pieces; the frames' owner
+  // (the VM: balloon and dispose) asks pinned() before it frees one and hears onUnpinned when the
+  // last pin goes. Main thread only, as every device.
+  private readonly pins = new Map<number, number>(); // machine frame number -> pins
+  private idleWaiters: Array<() => void> = [];
+  onUnpinned: ((frame: number) => void) | undefined;
+
+  // Views of the machine bytes behind pieces, for readv/writev.
+  views(pieces: readonly Piece[]): Uint8Array[] {
+    return pieces.map((p) => this.mem.bytesAt(p.at, p.len));
+  }
+
+  // Pins the frames of `pieces`; the function returned unpins them (once; later calls do nothing).
+  pin(pieces: readonly Piece[]): () => void {
+    const frames = new Set<number>();
+    for (const p of pieces) for (let f = Math.floor(p.at / FRAME_BYTES); f * FRAME_BYTES < p.at + p.len; f++) frames.add(f);
+    for (const f of frames) this.pins.set(f, (this.pins.get(f) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      for (const f of frames) {
+        const n = this.pins.get(f)! - 1;
+        if (n > 0) {
+          this.pins.set(f, n);
+          continue;
+        }
+        this.pins.delete(f);
+        this.onUnpinned?.(f);
+      }
+      if (this.pins.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    };
+  }
+
+  get busy(): boolean {
+    return this.pins.size > 0;
+  }
+
+  pinned(machineFrame: number): boolean {
+    return this.pins.has(machineFrame);
+  }
+
+  // Resolves once no frame is pinned.
+  idle(): Promise<void> {
+    return this.pins.size === 0 ? Promise.resolve() : new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  // Data that host I/O put straight into guest frames has landed: count it, and mark frames that
+  // hold translated code written (as write() does).
+  landed(pieces: readonly Piece[]): void {
+    for (const p of pieces) {
+      this.mem.codeWritten(p.at, p.len);
+      this.bytesWritten += p.len;
+    }
   }
 
   // Copies [gpa, gpa + len) out of guest RAM.

@@ -12,7 +12,7 @@
 //   is not a whole number of descriptors or is longer than MAX_INDIRECT (2.7.5.3.1);
 // - a readable descriptor after a writable one (2.7.4.2: device-writable ones come last);
 // - buffer addresses and lengths outside RAM (checked when a device touches them, via GuestDma).
-import { DmaFault, type GuestDma } from "./dma.js";
+import { DmaFault, type GuestDma, type Piece } from "./dma.js";
 
 export class VirtioError extends Error {
   override name = "VirtioError";
@@ -207,6 +207,27 @@ export class Virtqueue {
     }
     this.counters.bytesOut += at;
     return at;
+  }
+
+  // The machine pieces of `len` bytes of the chain's readable (or writable) buffers from `skip`
+  // bytes into them, range-checked through the p2m now: for I/O straight into or out of guest
+  // frames (GuestDma.pin first).
+  pieces(c: Chain, which: "readable" | "writable", skip: number, len: number): Piece[] {
+    const out: Piece[] = [];
+    let pos = 0;
+    let left = len;
+    for (const b of c[which]) {
+      if (left <= 0) break;
+      const start = Math.max(0, skip - pos);
+      pos += b.len;
+      if (start >= b.len) continue;
+      const n = Math.min(b.len - start, left);
+      for (const p of this.guard(() => this.dma.pieces(b.gpa + start, n, "buffer"))) out.push(p);
+      left -= n;
+    }
+    if (which === "readable") this.counters.bytesIn += len - left;
+    else this.counters.bytesOut += len - left;
+    return out;
   }
 
   private guard<T>(f: () => T): T {

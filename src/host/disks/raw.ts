@@ -108,6 +108,32 @@ export class RawImage implements BlockBackend {
     }
   }
 
+  // preadv/pwritev (through libuv's thread pool) over views of guest frames; a short transfer
+  // goes on from where it stopped.
+  async readv(offset: number, into: Uint8Array[]): Promise<void> {
+    let iov = into;
+    let pos = offset;
+    while (iov.length > 0) {
+      const { bytesRead } = await this.fh.readv(iov, pos);
+      if (bytesRead === 0) {
+        for (const b of iov) b.fill(0); // past the file's end: zeros, as read() gives
+        return;
+      }
+      pos += bytesRead;
+      iov = advance(iov, bytesRead);
+    }
+  }
+
+  async writev(offset: number, data: Uint8Array[]): Promise<void> {
+    let iov = data;
+    let pos = offset;
+    while (iov.length > 0) {
+      const { bytesWritten } = await this.fh.writev(iov, pos);
+      pos += bytesWritten;
+      iov = advance(iov, bytesWritten);
+    }
+  }
+
   async flush(): Promise<void> {
     await this.fh.sync();
   }
@@ -119,4 +145,13 @@ export class RawImage implements BlockBackend {
       this.unlock?.();
     }
   }
+}
+
+// What is left of an I/O vector after n bytes of it.
+function advance(iov: Uint8Array[], n: number): Uint8Array[] {
+  let i = 0;
+  while (i < iov.length && n >= iov[i]!.length) n -= iov[i++]!.length;
+  const rest = iov.slice(i);
+  if (n > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(n);
+  return rest.filter((b) => b.length > 0);
 }
