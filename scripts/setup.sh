@@ -11,10 +11,13 @@
 #  - cpio: cross-checks the initramfs archives Ringvisor writes, in tests
 #  - qemu-utils: qemu-img, which checks the qcow2 images Ringvisor writes and makes ones it reads
 #  - e2fsprogs: mke2fs -d builds ext4 disks from a directory; debugfs and e2fsck read them back
+#  - debootstrap: resolves and unpacks the Debian root disk's packages (image pull debian)
+#  - fakeroot: lets a user other than root build that disk (owners and device nodes)
+#  - openssh-client: ssh-keygen makes the key the Debian root disk authorizes; ssh logs in
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-system-misc qemu-user opensbi device-tree-compiler gpgv debian-archive-keyring gnupg cpio qemu-utils e2fsprogs)
+packages=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-system-misc qemu-user opensbi device-tree-compiler gpgv debian-archive-keyring gnupg cpio qemu-utils e2fsprogs debootstrap fakeroot openssh-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

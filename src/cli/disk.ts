@@ -6,6 +6,7 @@ import { UserError } from "../errors.js";
 import { DISK_NAME, diskStore, imageFormat, resolveDisk } from "../host/disks/open.js";
 import { createQcow2, qcow2Info, type Qcow2Info } from "../host/disks/qcow2.js";
 import { formatBytes } from "../host/images/progress.js";
+import { debianRootPath, isDebianRootName } from "../host/images/userland.js";
 
 // 4G, 512M, 100K, 1T or plain bytes; a whole number of 512-byte sectors.
 export function parseSize(v: string): number {
@@ -52,12 +53,14 @@ export function registerDiskCommands(program: Command): void {
     .description("create an empty qcow2 disk, or an overlay over a base image (copy-on-write: the base is only read)")
     .argument("<name>", "a name in the disk store (letters, digits, - _ .) or a path ending in .qcow2")
     .option("--size <size>", "virtual size, e.g. 4G (with --backing: default the base's size)", "")
-    .option("--backing <base>", "base image (a disk name or a file, raw or qcow2), written as a path relative to the new disk")
+    .option("--backing <base>", "base image (a disk name or a file, raw or qcow2, or debian: the image cache's Debian root disk), written as a path relative to the new disk")
     .action(async (name: string, opts: { size: string; backing?: string }) => {
       const path = targetPath(name);
       let backing: { path: string; format: "raw" | "qcow2"; size: number } | undefined;
       if (opts.backing !== undefined) {
-        const bpath = resolveDisk(opts.backing);
+        // `debian`: the Debian root disk of the image cache (ringvisor image pull debian).
+        const bpath = isDebianRootName(opts.backing) ? debianRootPath() : resolveDisk(opts.backing);
+        if (bpath === undefined) throw new UserError("there is no Debian root disk in the image cache yet: run `ringvisor image pull debian`");
         const d = await describe(bpath).catch((e: unknown) => {
           throw e instanceof UserError ? e : new UserError(`backing image ${opts.backing}: ${(e as Error).message}`);
         });

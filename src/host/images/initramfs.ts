@@ -87,13 +87,17 @@ done
 # stdio: open it now.
 case " $(cat /proc/cmdline) " in *" console=hvc0"*) [ -c /dev/hvc0 ] && exec </dev/hvc0 >/dev/hvc0 2>&1 ;; esac
 
-# A root disk: mount it and go on from its /init (a disk that will not mount leaves this shell).
+# A root disk: mount it and go on from its init (a disk that will not mount leaves this shell):
+# init= from the command line, else the disk's /init (the default root disk: this script), else
+# /sbin/init (a Debian system).
 root=$(sed -n 's/.*\\<root=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
 if [ -n "$root" ] && mkdir -p /newroot && mount -o rw "$root" /newroot; then
 \techo "ringvisor: root filesystem $root"
+\tinit=$(sed -n 's/.*\\<init=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+\t[ -n "$init" ] || { [ -x /newroot/init ] && init=/init; } || init=/sbin/init
 \tfor d in dev proc sys; do mkdir -p /newroot/$d && mount --move /$d /newroot/$d; done
 \texport RINGVISOR_SWITCHED=1
-\texec switch_root /newroot /init
+\texec switch_root /newroot "$init"
 fi
 [ -n "$root" ] && echo "ringvisor: cannot mount root filesystem $root; staying in the initramfs"
 fi

@@ -32,7 +32,7 @@ export const GUEST_MODULES: readonly string[] = [
 
 // The guest agent built by scripts/build.sh (build/guest/rv-agent), if there is one.
 const AGENT = fileURLToPath(new URL("../../../../build/guest/rv-agent", import.meta.url));
-function guestAgent(): Uint8Array | undefined {
+export function guestAgent(): Uint8Array | undefined {
   try {
     return readFileSync(AGENT);
   } catch {
