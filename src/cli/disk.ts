@@ -6,7 +6,7 @@ import { UserError } from "../errors.js";
 import { DISK_NAME, diskStore, imageFormat, resolveDisk } from "../host/disks/open.js";
 import { createQcow2, qcow2Info, type Qcow2Info } from "../host/disks/qcow2.js";
 import { formatBytes } from "../host/images/progress.js";
-import { debianRootPath, isDebianRootName } from "../host/images/userland.js";
+import { cachedDebianRoot, isDebianRootName } from "../host/images/userland.js";
 
 // 4G, 512M, 100K, 1T or plain bytes; a whole number of 512-byte sectors.
 export function parseSize(v: string): number {
@@ -59,7 +59,7 @@ export function registerDiskCommands(program: Command): void {
       let backing: { path: string; format: "raw" | "qcow2"; size: number } | undefined;
       if (opts.backing !== undefined) {
         // `debian`: the Debian root disk of the image cache (ringvisor image pull debian).
-        const bpath = isDebianRootName(opts.backing) ? debianRootPath() : resolveDisk(opts.backing);
+        const bpath = isDebianRootName(opts.backing) ? cachedDebianRoot()?.disk : resolveDisk(opts.backing);
         if (bpath === undefined) throw new UserError("there is no Debian root disk in the image cache yet: run `ringvisor image pull debian`");
         const d = await describe(bpath).catch((e: unknown) => {
           throw e instanceof UserError ? e : new UserError(`backing image ${opts.backing}: ${(e as Error).message}`);

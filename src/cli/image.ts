@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { listCache, pullDefaultGuest } from "../host/images/pull.js";
 import { formatBytes } from "../host/images/progress.js";
-import { pullDebianRoot } from "../host/images/userland.js";
+import { cachedDebianRoot, pullDebianRoot } from "../host/images/userland.js";
 import { UserError } from "../errors.js";
 
 export function registerImageCommands(program: Command): void {
@@ -46,8 +46,9 @@ export function registerImageCommands(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (opts: { json?: boolean }) => {
       const l = await listCache();
+      const root = cachedDebianRoot({ ...process.env, RINGVISOR_CACHE: l.root });
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(l, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ ...l, debianRoot: root ?? null }, null, 2)}\n`);
         return;
       }
       process.stdout.write(`cache ${l.root}\n`);
@@ -57,6 +58,13 @@ export function registerImageCommands(program: Command): void {
           `${g.name}  kernel ${g.kernelVersion}  busybox ${g.busyboxVersion}  (built ${g.manifest.createdAt})\n` +
             `  kernel  ${formatBytes(g.kernelSize).padStart(10)}  ${g.kernel}\n` +
             `  initrd  ${formatBytes(g.initrdSize).padStart(10)}  ${g.initrd}\n`,
+        );
+      }
+      if (root) {
+        const m = root.manifest;
+        process.stdout.write(
+          `${m.name}  Debian ${m.suite}, ${m.packages.length} packages  (built ${m.createdAt}; \`disk create NAME --backing debian\`)\n` +
+            `  disk    ${formatBytes(m.disk.size).padStart(10)}  ${root.disk}\n`,
         );
       }
       for (const d of l.debs) {

@@ -6,18 +6,20 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { xz } from "@napi-rs/lzma";
 import { UserError } from "../../src/errors.js";
 import { judge, splitClearsigned } from "../../src/host/images/archive.js";
 import { ImageCache } from "../../src/host/images/cache.js";
 import { DownloadError, download, newDownloadStats } from "../../src/host/images/download.js";
 import { createReporter, type Reporter } from "../../src/host/images/progress.js";
-import { DEFAULT_GUEST, ensureDefaultGuest, pullDefaultGuest, type PullOptions } from "../../src/host/images/pull.js";
+import { DEFAULT_GUEST, ensureDefaultGuest, listCache, pullDefaultGuest, type PullOptions } from "../../src/host/images/pull.js";
+import { DEBIAN_ROOT, cachedDebianRoot } from "../../src/host/images/userland.js";
 import { busyboxPackage, kernelPackages, packagesIndex, sha256, type SyntheticPackage } from "./synthetic-archive.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ringvisor-archive-"));
@@ -459,6 +461,34 @@ test("a stale cache follows the archive to a new kernel; offline, a complete ver
     await assert.rejects(pullDefaultGuest(options(m, newCache())), (err: unknown) => err instanceof DownloadError && err.unreachable && /ECONNREFUSED/.test(err.message));
   } finally {
     if (up) await m.close();
+  }
+});
+
+test("a cache that also holds a Debian root disk: the guest list is still the kernels, image ls shows both", suite, async () => {
+  const m = await Mirror.start();
+  try {
+    const a = await publish(m);
+    const cacheDir = newCache();
+    await pullDefaultGuest(options(m, cacheDir));
+    // What `image pull debian` leaves: a manifest of another shape beside the guest's.
+    const dir = join(cacheDir, "guests", DEBIAN_ROOT);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "root-20261204T000000.img"), Buffer.alloc(4096));
+    const root = { format: 1, name: DEBIAN_ROOT, suite: "trixie", arch: "riscv64", mirror: m.url, createdAt: "2026-12-04T00:00:00.000Z", recipe: "r",
+      disk: { file: "root-20261204T000000.img", size: 4096 }, packages: ["apt", "dpkg", "openssh-server"], sshPublicKey: "ssh-ed25519 AAAA", firstBootSeconds: 1 };
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(root));
+    const l = await listCache({ cacheDir });
+    assert.deepEqual(l.guests.map((g) => g.name), [DEFAULT_GUEST]);
+    assert.equal(cachedDebianRoot({ RINGVISOR_CACHE: cacheDir })?.disk, join(dir, "root-20261204T000000.img"));
+    const ls = spawnSync(process.execPath, [fileURLToPath(new URL("../../src/cli/main.js", import.meta.url)), "image", "ls"], { encoding: "utf8", env: { ...process.env, RINGVISOR_CACHE: cacheDir } });
+    assert.equal(ls.status, 0, ls.stderr);
+    assert.ok(ls.stdout.includes(a.kver), ls.stdout);
+    assert.match(ls.stdout, new RegExp(`${DEBIAN_ROOT}  Debian trixie, 3 packages`));
+    // A build whose disk is gone is not offered as a backing file.
+    rmSync(join(dir, "root-20261204T000000.img"));
+    assert.equal(cachedDebianRoot({ RINGVISOR_CACHE: cacheDir }), undefined);
+  } finally {
+    await m.close();
   }
 });
 

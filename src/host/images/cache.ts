@@ -97,7 +97,8 @@ export class ImageCache {
   async readManifest(name: string): Promise<GuestManifest | undefined> {
     try {
       const m = JSON.parse(await readFile(join(this.guestDir(name), "manifest.json"), "utf8")) as GuestManifest;
-      return m.format === 1 ? m : undefined;
+      // guests/ also holds root disks (a manifest of another shape): a guest is a kernel to boot.
+      return m.format === 1 && typeof m.kernel?.file === "string" && typeof m.initrd?.file === "string" ? m : undefined;
     } catch {
       return undefined;
     }

@@ -185,7 +185,7 @@ export async function pullDebianRoot(opts: DebianRootOptions = {}): Promise<Debi
   const recipe = debianRootRecipe(publicKey, guestAgent());
   const dir = cache.guestDir(DEBIAN_ROOT);
   const current = async (): Promise<DebianRootManifest | undefined> => {
-    const m = await readRootManifest(dir);
+    const m = readRootManifest(dir);
     if (!m || m.recipe !== recipe) return undefined;
     const ok = await stat(join(dir, m.disk.file)).then((s) => s.size === m.disk.size, () => false);
     return ok ? m : undefined;
@@ -203,10 +203,12 @@ export async function pullDebianRoot(opts: DebianRootOptions = {}): Promise<Debi
   return { disk: join(dir, manifest.m.disk.file), sshKey: key, manifest: manifest.m, built: manifest.built };
 }
 
-async function readRootManifest(dir: string): Promise<DebianRootManifest | undefined> {
+// The manifest of the build in `dir`, if one finished (it is written last). A small file, read
+// synchronously so that `disk create --backing debian` can resolve the name too.
+function readRootManifest(dir: string): DebianRootManifest | undefined {
   try {
-    const m = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as DebianRootManifest;
-    return m.format === 1 ? m : undefined;
+    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as DebianRootManifest;
+    return m.format === 1 && typeof m.disk?.file === "string" ? m : undefined;
   } catch {
     return undefined;
   }
@@ -217,7 +219,6 @@ async function build(cache: ImageCache, dir: string, guest: DefaultGuest, mirror
   const work = await mkdtemp(join(dir, `build.tmp-${process.pid}-`));
   const log = join(dir, "build.log");
   const logStream = createWriteStream(log);
-  const say = (s: string): void => void logStream.write(`${s}\n`);
   try {
     const root = join(work, "root");
     const fake = await privileges(work);
@@ -229,7 +230,7 @@ async function build(cache: ImageCache, dir: string, guest: DefaultGuest, mirror
     if (!verify) throw new ImageError(`Debian's archive keyring ${keyring} is missing (Debian package debian-archive-keyring); pass --allow-unverified to build without checking the mirror's signature (not recommended)`);
     await tool(fake.wrap(["debootstrap", "--foreign", `--arch=${ARCH}`, "--variant=minbase", `--include=${DEBIAN_PACKAGES.join(",")}`, ...verify, SUITE, root, mirror]), logStream,
       "debootstrap is not installed (Debian package debootstrap): it resolves and unpacks the Debian root disk's packages");
-    const debs = (await run("ls", [join(root, "var/cache/apt/archives")])).stdout.split("\n").filter((n) => n.endsWith(".deb"));
+    const debs = (await readdir(join(root, "var/cache/apt/archives"))).filter((n) => n.endsWith(".deb"));
     reporter.note(`unpacked ${debs.length} packages in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
     // 2. Ringvisor's files, and the ext4 image.
@@ -384,13 +385,10 @@ export function isDebianRootName(s: string): boolean {
   return s === "debian" || s === DEBIAN_ROOT;
 }
 
-// The current build's disk, if there is one.
-export function debianRootPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+// The current build, if there is one and its disk is there.
+export function cachedDebianRoot(env: NodeJS.ProcessEnv = process.env): { manifest: DebianRootManifest; disk: string } | undefined {
   const dir = new ImageCache(cacheRoot(env)).guestDir(DEBIAN_ROOT);
-  try {
-    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as DebianRootManifest;
-    return existsSync(join(dir, m.disk.file)) ? join(dir, m.disk.file) : undefined;
-  } catch {
-    return undefined;
-  }
+  const manifest = readRootManifest(dir);
+  const disk = manifest && join(dir, manifest.disk.file);
+  return manifest && disk && existsSync(disk) ? { manifest, disk } : undefined;
 }
