@@ -8,12 +8,15 @@ import { registerImageCommands } from "./image.js";
 import { registerRunCommand } from "./run.js";
 import { registerUpCommand } from "./up.js";
 import { registerDiskCommands } from "./disk.js";
+import { registerControlCommands } from "./control.js";
 
 const program = new Command();
 program.name("ringvisor").description("A RISC-V hypervisor written in TypeScript").version("0.1.0");
 // Bad flags are user errors like any other: exit status 2 (commander would use 1), and every
 // message starts the same way.
 program.exitOverride();
+// `ringvisor exec VM CMD -x`: what follows the command is the command's.
+program.enablePositionalOptions();
 program.configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "ringvisor: ")) });
 
 program
@@ -40,6 +43,7 @@ registerRunCommand(program);
 registerUpCommand(program);
 registerImageCommands(program);
 registerDiskCommands(program);
+registerControlCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -17,6 +17,7 @@ import { Nat, type Forward } from "../host/net/nat.js";
 import { macFor } from "../host/net/switch.js";
 import { parseForward, parseShare, type ShareSpec } from "./args.js";
 import { Share } from "../host/share.js";
+import { ControlServer, checkVmName } from "../host/control.js";
 
 export { DEFAULT_CMDLINE };
 export { EOF_STOP_STATUS } from "./console.js";
@@ -44,12 +45,14 @@ interface RunOptions {
   console: string;
   rng: boolean;
   balloon: boolean;
+  name?: string;
 }
 
 export function registerRunCommand(program: Command): void {
   program
     .command("run")
     .description("boot a guest (by default Debian's riscv64 kernel with a busybox initramfs) with its console here")
+    .option("--name <name>", "the VM's name, by which `ringvisor exec`, `forward`, `stop` and `ls` reach it (default: vm, or vm-2, vm-3, ... when taken)")
     .option("--kernel <path>", "kernel: a RISC-V Linux Image or an ELF")
     .option("--initrd <path>", "initial ramdisk")
     .option("--append <cmdline>", "kernel command line", undefined)
@@ -90,6 +93,19 @@ function checkOptions(opts: RunOptions): void {
   if (opts.kernel === "") throw new UserError("--kernel needs a path (leave the flag out to boot the default Debian guest)");
   if (opts.initrd === "") throw new UserError("--initrd needs a path");
   if (opts.statsJson !== undefined) checkWritable(opts.statsJson, "--stats-json");
+  if (opts.name !== undefined) checkVmName(opts.name, "--name");
+}
+
+// The control socket, and so the name: the one asked for, or the first free default.
+async function claimName(asked: string | undefined): Promise<ControlServer> {
+  if (asked !== undefined) return ControlServer.open(asked);
+  for (let i = 1; ; i++) {
+    try {
+      return await ControlServer.open(i === 1 ? "vm" : `vm-${i}`);
+    } catch (e) {
+      if (!(e instanceof UserError) || !/already running/.test(e.message) || i >= 99) throw e;
+    }
+  }
 }
 
 // Opens (and so creates) the file now; it is rewritten at exit.
@@ -125,19 +141,23 @@ async function runCommand(opts: RunOptions): Promise<number> {
   const filter = out.isTTY ? undefined : new QueryFilter();
   if (opts.forward.length > 0 && opts.net !== "nat") throw new UserError("--forward needs --net nat");
   const nat = opts.net === "nat" ? new Nat() : undefined;
+  let ctl: ControlServer;
   try {
     for (const f of opts.forward) await nat!.forward(f);
+    ctl = await claimName(opts.name);
   } catch (e) {
     nat?.close();
     await Promise.allSettled(backends.map((b) => b.close()));
     throw e;
   }
+  const name = ctl.name;
   const host = new Host({ pcpus: opts.pcpus, jit: opts.jit });
   let vm: Vm;
   try {
     vm = host.createVm({
+      name,
       disks: backends.map((backend, i) => ({ name: `vd${String.fromCharCode(97 + i)}`, backend })),
-      nics: nat ? [{ port: nat, mac: macFor("vm", 0) }] : [],
+      nics: nat ? [{ port: nat, mac: macFor(name, 0) }] : [],
       shares: opts.share.map((sh) => new Share(sh.dir, sh.tag, !sh.rw)),
       primaryConsole: opts.console as "serial" | "virtio",
       rng: opts.rng,
@@ -154,15 +174,17 @@ async function runCommand(opts: RunOptions): Promise<number> {
       markers: opts.markers,
     });
   } catch (e) {
+    ctl.close();
     nat?.close();
     await Promise.allSettled(backends.map((b) => b.close()));
     throw e;
   }
+  ctl.serve({ vm, nat, vcpus: opts.cpus, memMiB: opts.mem, virt: opts.virt });
 
   const stdin = process.stdin;
   const tty = stdin.isTTY === true;
   if (tty) {
-    process.stderr.write("ringvisor: console attached; press Ctrl-] to detach and end the run\r\n");
+    process.stderr.write(`ringvisor: VM ${name}, console attached; press Ctrl-] to detach and end the run (\`ringvisor exec ${name} CMD\` runs a command in it)\r\n`);
     stdin.setRawMode(true);
   }
   const typist = tty ? undefined : new Typist(vm, opts.onEof === "poweroff");
@@ -190,6 +212,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
     r = await vm.finished;
   } finally {
     if (pacer) clearInterval(pacer);
+    ctl.close();
     stdin.off("data", onData);
     stdin.off("end", onEnd);
     if (tty) stdin.setRawMode(false);

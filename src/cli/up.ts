@@ -33,6 +33,7 @@ import { macFor } from "../host/net/switch.js";
 import { Nat } from "../host/net/nat.js";
 import { parseForward, parseShare, type ShareSpec } from "./args.js";
 import { Share } from "../host/share.js";
+import { ControlServer } from "../host/control.js";
 
 export const NEXT_CONSOLE = 0x1c; // Ctrl-backslash
 const MiB = 2 ** 20;
@@ -87,6 +88,7 @@ interface Planned {
   shares: ShareSpec[];
   backends?: BlockBackend[];
   nats?: (Nat | undefined)[]; // per NIC: its NAT (with the forwards listening), for network nat
+  control?: ControlServer; // its control socket, which reserves its name on this machine
   kernel?: Uint8Array; // undefined: the default guest
   initrd?: Uint8Array;
   log: string;
@@ -235,10 +237,19 @@ async function upCommand(files: string[], opts: UpOptions): Promise<number> {
         }
       }
     }
+    // Control sockets: a VM of the same name running elsewhere on this machine is found now.
+    for (const v of p.vms) {
+      try {
+        v.control = await ControlServer.open(v.spec.name);
+      } catch (e) {
+        throw e instanceof UserError ? new UserError(`${v.file}: field 'name': ${e.message}`) : e;
+      }
+    }
   } catch (e) {
     for (const v of p.vms) {
       await Promise.allSettled((v.backends ?? []).map((b) => b.close()));
       for (const nat of v.nats ?? []) nat?.close();
+      v.control?.close();
     }
     throw e;
   }
@@ -313,6 +324,7 @@ class Session {
           closeSync(fd);
           throw e;
         }
+        pl.control?.serve({ vm, nat: pl.nats?.find((n) => n !== undefined), vcpus: pl.spec.vcpus, memMiB: pl.spec.memory, virt: pl.spec.virt });
         const typist = this.tty ? undefined : new Typist(vm, poweroffAtEof);
         vm.onConsoleOutput = (b) => typist?.output(b);
         guest = { planned: pl, vm, fd, logFilter: new QueryFilter(), typist, tail: Buffer.alloc(0) };
@@ -326,6 +338,7 @@ class Session {
         for (const b of pl.backends ?? []) void b.close();
         for (const nat of pl.nats ?? []) nat?.close();
       }
+      for (const pl of planned) pl.control?.close();
       throw e;
     }
     this.attached = this.guests.find((g) => g.planned.spec.name === attach);
@@ -389,6 +402,7 @@ class Session {
       if (this.outFilter) this.out.write(this.outFilter.flush());
       releaseStdin(stdin);
       for (const g of this.guests) {
+        g.planned.control?.close();
         writeSync(g.fd, g.logFilter.flush());
         closeSync(g.fd);
       }
@@ -449,6 +463,7 @@ class Session {
   }
 
   private ended(g: Guest, r: RunResult): void {
+    g.planned.control?.close();
     if (r.status !== 0) this.firstFailure ??= r;
     this.say(`ringvisor: ${g.planned.spec.name} ended after ${r.seconds.toFixed(1)} s, status ${r.status}: ${r.reason}`);
     if (g === this.attached && this.tty) this.next();

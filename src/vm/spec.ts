@@ -19,13 +19,17 @@ export const DEFAULT_WEIGHT = 256;
 // and a panic reboots at once (the run then ends) instead of hanging.
 export const DEFAULT_CMDLINE = "console=ttyS0 earlycon=sbi panic=-1";
 
+// A VM's name: it also names files (console logs, control sockets), so no '/' and no leading '.'.
+export const VM_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+export const VM_NAME_EXPECTED = "1 to 63 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit";
+
 // Annotations beyond JSON Schema, used only for messages: `unit` follows a number, `expected`
 // says in words what a `pattern` means.
 export const VmSpecSchema = Type.Object(
   {
     name: Type.String({
-      pattern: "^[a-z0-9][a-z0-9_.-]{0,62}$",
-      expected: "1 to 63 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit",
+      pattern: VM_NAME.source,
+      expected: VM_NAME_EXPECTED,
       description: "unique within a host; also names the VM's console log",
     }),
     memory: Type.Integer({ minimum: MIN_MEM_MIB, maximum: MAX_MEM_MIB, default: 512, unit: "MiB", description: "guest RAM in MiB" }),

@@ -4,10 +4,11 @@
 // reached, so one that went on to fetch the default guest would fail with a different message.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ringvisor, type CliResult } from "../helpers.js";
+import { ringvisor, TEST_RUNTIME_DIR, type CliResult } from "../helpers.js";
+import { ControlServer } from "../../src/host/control.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ringvisor-up-"));
 const logDir = join(dir, "logs");
@@ -121,4 +122,16 @@ test("up: with no spec files, commander's message, status 2; --help lists the fl
   const help = ringvisor(["up", "--help"]);
   assert.equal(help.status, 0);
   for (const flag of ["--pcpus <n>", "--attach <name>", "--log-dir <dir>", "--machine-mem <MiB>", "--on-eof <action>"]) assert.ok(help.stdout.includes(flag), `${flag} in:\n${help.stdout}`);
+});
+
+test("up: a VM whose name another ringvisor process runs is refused before anything boots", async () => {
+  const held = await ControlServer.open("taken", { XDG_RUNTIME_DIR: TEST_RUNTIME_DIR });
+  try {
+    const free = spec("free.yaml", "name: free\nmemory: 64\n");
+    const taken = spec("taken.yaml", "name: taken\nmemory: 64\n");
+    expectRefused([free, taken], /^ringvisor: .*taken\.yaml: field 'name': a VM named 'taken' is already running \(its control socket is .*taken\.sock\); give this one another name$/m);
+    assert.equal(existsSync(join(TEST_RUNTIME_DIR, "ringvisor", "free.sock")), false, "the name reserved for the first VM is given back");
+  } finally {
+    held.close();
+  }
 });

@@ -19,6 +19,7 @@ import { Nat, GATEWAY, DNS, GUEST } from "../../src/host/net/nat.js";
 import { Switch } from "../../src/host/net/switch.js";
 import type { NetPort } from "../../src/devices/virtio/net.js";
 import { UserError } from "../../src/errors.js";
+import { freePort } from "../helpers.js";
 
 // ---- constants, helpers ----
 
@@ -69,12 +70,6 @@ function listen(server: net.Server | dgram.Socket): Promise<number> {
 const closeServer = (s: net.Server): Promise<void> => new Promise((r) => s.close(() => r()));
 
 // A port nothing listens on (listened on, then closed).
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  const port = await listen(s);
-  await closeServer(s);
-  return port;
-}
 
 // Marsaglia's xorshift32, for fuzzing that a failure can replay from its seed.
 function prng(seed: number): { u32: () => number; int: (n: number) => number; bytes: (n: number) => Uint8Array } {
@@ -1428,7 +1423,7 @@ test("a port forward: a host client's connection becomes a SYN into the guest; 1
   try {
     g.arpRequest(GATEWAY); // the NAT learns the guest's MAC from its frames
     await g.nat.forward({ hostPort, guestPort: 8080 });
-    assert.deepEqual(g.nat.forwards(), [hostPort]);
+    assert.deepEqual(g.nat.forwards(), [{ hostPort, guestPort: 8080 }]);
     let conn: GuestTcp | undefined;
     g.listeners.set(8080, (c) => {
       conn = c;

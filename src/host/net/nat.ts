@@ -237,7 +237,7 @@ export class Nat implements NetPort {
   private guestMac: Uint8Array | undefined;
   private readonly conns = new Map<string, Conn>();
   private readonly udp = new Map<number, { sock: UdpSocket; lastMs: number }>();
-  private readonly servers = new Map<number, Server>();
+  private readonly servers = new Map<number, { server: Server; forward: Forward }>(); // by host port
   private readonly resolver: string;
   private readonly resolverPort: number;
   private udpSweep: NodeJS.Timeout | undefined;
@@ -541,19 +541,19 @@ export class Nat implements NetPort {
       server.listen(f.hostPort, f.hostAddress ?? LOOPBACK, () => resolve());
     });
     server.unref();
-    this.servers.set(f.hostPort, server);
+    this.servers.set(f.hostPort, { server, forward: { ...f } });
   }
 
   unforward(hostPort: number): boolean {
     const s = this.servers.get(hostPort);
     if (!s) return false;
-    s.close();
+    s.server.close();
     this.servers.delete(hostPort);
     return true;
   }
 
-  forwards(): number[] {
-    return [...this.servers.keys()];
+  forwards(): Forward[] {
+    return [...this.servers.values()].map((s) => s.forward);
   }
 
   private accepted(socket: Socket, guestPort: number): void {
@@ -583,7 +583,7 @@ export class Nat implements NetPort {
     this.closed = true;
     for (const c of [...this.conns.values()]) c.close();
     for (const port of [...this.udp.keys()]) this.dropUdp(port);
-    for (const s of this.servers.values()) s.close();
+    for (const s of this.servers.values()) s.server.close();
     this.servers.clear();
     if (this.udpSweep) clearInterval(this.udpSweep);
     this.deliver = undefined;
