@@ -128,25 +128,29 @@ function yamlProblem(e: YAMLParseError): string {
 // typo was probably meant to be.
 function problems(errors: ErrorObject[]): string[] {
   const byField = new Map<string, string>();
-  const unknown: string[] = [];
+  // Unknown keys by the mapping they are in ("" is the spec itself), with the keys it allows.
+  const unknown = new Map<string, { keys: string[]; allowed: string[] }>();
   for (const e of errors) {
     // A union's branches each fail; the union's own error says what all of them allow.
     if (e.schemaPath.includes("/anyOf/")) continue;
+    const field = e.instancePath.replace(/^\//, "").replace(/\//g, ".");
     if (e.keyword === "additionalProperties") {
-      unknown.push((e.params as { additionalProperty: string }).additionalProperty);
+      const allowed = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      const u = unknown.get(field) ?? { keys: [], allowed: field === "" ? FIELDS : allowed };
+      u.keys.push((e.params as { additionalProperty: string }).additionalProperty);
+      unknown.set(field, u);
       continue;
     }
-    const field = e.instancePath.replace(/^\//, "").replace(/\//g, ".");
     if (!byField.has(field)) byField.set(field, describe(e, field));
   }
   const out = [...byField.values()];
-  if (unknown.length > 0) {
-    const named = unknown.map((u) => {
-      const near = FIELDS.find((f) => editDistance(f, u.toLowerCase()) <= (u.length <= 4 ? 1 : 2));
-      return near ? `'${u}' (did you mean '${near}'?)` : `'${u}'`;
+  for (const [field, u] of [...unknown].reverse()) {
+    const named = u.keys.map((k) => {
+      const near = u.allowed.find((f) => editDistance(f, k.toLowerCase()) <= (k.length <= 4 ? 1 : 2));
+      return near ? `'${k}' (did you mean '${near}'?)` : `'${k}'`;
     });
-    const list = named.some((n) => !n.includes("(")) ? `; the fields are ${FIELDS.join(", ")}` : "";
-    out.unshift(`unknown field${unknown.length > 1 ? "s" : ""} ${named.join(", ")}${list}`);
+    const list = named.some((n) => !n.includes("(")) ? `; the fields ${field === "" ? "are" : `of '${field}' are`} ${u.allowed.join(", ")}` : "";
+    out.unshift(`unknown field${u.keys.length > 1 ? "s" : ""} ${named.join(", ")}${field === "" ? "" : ` in '${field}'`}${list}`);
   }
   return out;
 }

@@ -139,3 +139,10 @@ test("the README shows examples/web.yaml as it is", () => {
   const readme = readFileSync(join(ROOT, "README.md"), "utf8");
   assert.ok(readme.includes("```yaml\n" + readFileSync(join(ROOT, "examples", "web.yaml"), "utf8") + "```"), "README's spec example is examples/web.yaml");
 });
+
+test("shares: a folder and its tag, read-only unless rw; a bad tag or an unknown key is named", () => {
+  const s = parseSpec("name: web\nshares:\n  - dir: ./site\n    tag: site\n  - dir: /srv/data\n    tag: data\n    rw: true\n", "web.yaml");
+  assert.deepEqual(s.shares, [{ dir: "./site", tag: "site", rw: false }, { dir: "/srv/data", tag: "data", rw: true }]);
+  refused("name: web\nshares:\n  - dir: ./site\n    tag: 'has space'\n", /field 'shares\.0\.tag'/);
+  refused("name: web\nshares:\n  - dir: ./site\n    tag: site\n    mode: rw\n", /unknown field 'mode' in 'shares\.0'; the fields of 'shares\.0' are dir, tag, rw$/);
+});
