@@ -1387,6 +1387,43 @@ test("TCP: a zero window from the guest stops the NAT sending until a window upd
   }
 });
 
+test("TCP: a batch of the guest's data segments gets one ACK, for all of them (delayed ACK); a FIN with data, one ACK of both", async () => {
+  let serverGot: Promise<{ n: number; hash: string }> | undefined;
+  const srv = await hostServer((s) => { serverGot = drainSocket(s); }, { allowHalfOpen: true });
+  const g = new Guest();
+  try {
+    const c = g.tcp(40010, GATEWAY, srv.port);
+    c.connect();
+    await waitUntil(() => c.state === "established", "the handshake");
+    const before = c.log.length;
+    // Ten segments in one go, as a driver hands over a notification's worth of frames.
+    const data = randomBytes(10 * 1000);
+    const start = c.sndNxt;
+    for (let i = 0; i < 10; i++) c.segment(P.TCP_ACK | P.TCP_PSH, add(start, i * 1000), data.subarray(i * 1000, (i + 1) * 1000));
+    await sleep(50);
+    const acks = c.log.slice(before);
+    assert.deepEqual(acks.map((a) => [(a.ack - start) >>> 0, a.len]), [[10_000, 0]], "one ACK, of all ten");
+    // Then the same in two batches: an ACK after each.
+    const b2 = c.log.length;
+    const next = add(start, 10_000);
+    c.segment(P.TCP_ACK, next, data.subarray(0, 500));
+    await new Promise((res) => setImmediate(res));
+    c.segment(P.TCP_ACK, add(next, 500), data.subarray(500, 1000));
+    await sleep(50);
+    assert.deepEqual(c.log.slice(b2).map((a) => (a.ack - next) >>> 0), [500, 1000]);
+    // A FIN with data: acknowledged at once, the data and the FIN in one.
+    const b3 = c.log.length;
+    const fin = add(next, 1000);
+    c.segment(P.TCP_ACK | P.TCP_FIN, fin, data.subarray(0, 100));
+    await sleep(50);
+    assert.deepEqual(c.log.slice(b3).map((a) => [(a.ack - fin) >>> 0, a.flags & P.TCP_FIN]), [[101, 0]], "one ACK of the data and the FIN");
+    assert.equal((await serverGot!).n, 11_100);
+  } finally {
+    g.close();
+    await stopServer(srv);
+  }
+});
+
 test("TCP: a guest that ignores the NAT's window cannot make it buffer without bound", async () => {
   // The host never reads; the guest sends 24 MiB regardless of the window the NAT advertises.
   // The NAT must drop what is beyond its window (and acknowledge no more than it took).

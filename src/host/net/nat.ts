@@ -242,11 +242,23 @@ export class Nat implements NetPort {
   private readonly resolverPort: number;
   private udpSweep: NodeJS.Timeout | undefined;
   private closed = false;
+  // Connections owed an ACK at the end of the current batch of the guest's frames.
+  private readonly owed = new Set<Conn>();
 
   // `resolver`: where DNS queries to 10.0.2.3 go (default: the host's, port 53).
   constructor(opts: { resolver?: string; resolverPort?: number } = {}) {
     this.resolver = opts.resolver ?? hostResolver();
     this.resolverPort = opts.resolverPort ?? 53;
+  }
+
+  private ackLater(c: Conn): void {
+    if (this.owed.size === 0) queueMicrotask(() => this.sendOwedAcks());
+    this.owed.add(c);
+  }
+
+  private sendOwedAcks(): void {
+    for (const c of this.owed) if (c.state !== "closed") c.segment(P.TCP_ACK, c.sndNxt);
+    this.owed.clear();
   }
 
   // ---- NetPort ----
@@ -468,8 +480,12 @@ export class Nat implements NetPort {
       c.socket.end();
       ackNow = true;
     }
-    // The ACK goes first: acked() may finish the connection, and the guest's FIN needs it.
-    if (ackNow) c.segment(P.TCP_ACK, c.sndNxt);
+    // The ACK goes first: acked() may finish the connection, and the guest's FIN needs it. Data
+    // alone is acknowledged once per batch of frames (delayed ACK, RFC 1122 4.2.3.2): the guest's
+    // driver hands over every segment of a notification at once, and one ACK after the last
+    // answers them all, instead of a frame (and an interrupt) into the guest per segment.
+    if (ackNow && (t.flags & P.TCP_FIN) !== 0) c.segment(P.TCP_ACK, c.sndNxt);
+    else if (ackNow) this.ackLater(c);
     c.acked(t.ack, t.window);
   }
 
