@@ -58,9 +58,12 @@ export function registerControlCommands(program: Command): void {
       const argv = args[0] === "--" ? args.slice(1) : args;
       if (argv.length === 0) throw new UserError("exec needs a command after the VM's name");
       const stdin = opts.stdin ? await readAll(process.stdin) : undefined;
-      const r = await execVm(name, argv, { stdin, timeoutMs: opts.timeout !== undefined ? opts.timeout * 1000 : undefined });
-      await new Promise<void>((resolve) => process.stdout.write(r.stdout, () => resolve()));
-      await new Promise<void>((resolve) => process.stderr.write(r.stderr, () => resolve()));
+      // Output is written as the command produces it (a long apt-get shows its progress).
+      const r = await execVm(name, argv, {
+        stdin, timeoutMs: opts.timeout !== undefined ? opts.timeout * 1000 : undefined,
+        onOutput: (stream, d) => (stream === "stdout" ? process.stdout : process.stderr).write(d),
+      });
+      await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
       process.exitCode = r.status;
     });
 

@@ -20,7 +20,9 @@ function frame(type: string, data: Uint8Array): Uint8Array {
   return f;
 }
 
-export async function execInGuest(vm: Vm, argv: string[], opts: { stdin?: Uint8Array; timeoutMs?: number } = {}): Promise<ExecResult> {
+// With `onOutput`, output is handed over as it comes and not kept: the result's stdout and
+// stderr are then empty.
+export async function execInGuest(vm: Vm, argv: string[], opts: { stdin?: Uint8Array; timeoutMs?: number; onOutput?: (stream: "stdout" | "stderr", data: Buffer) => void } = {}): Promise<ExecResult> {
   if (!vm.vsock) throw new UserError(`VM ${vm.name} has no vsock device, so no guest agent`);
   if (argv.length === 0) throw new UserError("exec needs a command");
   const s = await vm.vsock.connect(AGENT_PORT).catch((e: Error) => {
@@ -47,7 +49,8 @@ export async function execInGuest(vm: Vm, argv: string[], opts: { stdin?: Uint8A
         const type = String.fromCharCode(pending[0]!);
         const body = pending.subarray(5, 5 + len);
         pending = pending.subarray(5 + len);
-        if (type === "O") out.push(Buffer.from(body));
+        if ((type === "O" || type === "R") && opts.onOutput) opts.onOutput(type === "O" ? "stdout" : "stderr", Buffer.from(body));
+        else if (type === "O") out.push(Buffer.from(body));
         else if (type === "R") err.push(Buffer.from(body));
         else if (type === "F") return done(() => { reject(new UserError(`VM ${vm.name}: the agent could not run ${argv[0]}: ${body.toString()}`)); });
         else if (type === "X") {

@@ -44,6 +44,8 @@ const RequestSchema = Type.Union([
     argv: Type.Array(Type.String({ maxLength: 65536 }), { minItems: 1, maxItems: 4096 }),
     stdin: Type.Optional(Type.String({ maxLength: MAX_REQUEST_BYTES })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
+    // Output as it comes, a line {"stdout"|"stderr": base64} each, before the answer.
+    stream: Type.Optional(Type.Boolean()),
   }, { additionalProperties: false }),
   Type.Object({ op: Type.Literal("forward"), hostPort: Port, guestPort: Port }, { additionalProperties: false }),
   Type.Object({ op: Type.Literal("unforward"), hostPort: Port }, { additionalProperties: false }),
@@ -205,13 +207,15 @@ export class ControlServer {
         return reply({ ok: false, error: "the request is not JSON" });
       }
       if (!checkRequest(req)) return reply({ ok: false, error: `not a request this VM understands (ops: status, exec, forward, unforward, stop): ${JSON.stringify(req).slice(0, 200)}` });
-      this.handle(req).then((r) => reply({ ok: true, ...r }), (e: unknown) => {
+      // A streamed exec's output goes out as lines of its own before the answer.
+      const emit = (line: object): void => { if (!answered) s.write(`${JSON.stringify(line)}\n`); };
+      this.handle(req, emit).then((r) => reply({ ok: true, ...r }), (e: unknown) => {
         reply({ ok: false, error: e instanceof UserError ? e.message : `internal error: ${e instanceof Error ? e.message : String(e)}` });
       });
     });
   }
 
-  private async handle(req: ControlRequest): Promise<object> {
+  private async handle(req: ControlRequest, emit: (line: object) => void): Promise<object> {
     if (!this.target) throw new UserError(`VM ${this.name} is still being made; try again in a moment`);
     const { vm, nat } = this.target;
     switch (req.op) {
@@ -221,7 +225,8 @@ export class ControlServer {
         if (vm.state !== "running") throw new UserError(`VM ${this.name} is ${vm.state}, not running`);
         const stdin = req.stdin !== undefined ? Buffer.from(req.stdin, "base64") : undefined;
         if (stdin && stdin.length > MAX_STDIN_BYTES) throw new UserError(`stdin is limited to ${MAX_STDIN_BYTES >> 20} MiB`);
-        const r = await execInGuest(vm, req.argv, { stdin, timeoutMs: req.timeoutMs });
+        const onOutput = req.stream ? (stream: "stdout" | "stderr", d: Buffer): void => emit({ [stream]: d.toString("base64") }) : undefined;
+        const r = await execInGuest(vm, req.argv, { stdin, timeoutMs: req.timeoutMs, onOutput });
         return { exit: r.status, stdout: r.stdout.toString("base64"), stderr: r.stderr.toString("base64") };
       }
       case "forward":
@@ -251,15 +256,34 @@ export class ControlServer {
 
 // Sends one request to the VM `name` and returns its answer's fields; a VM that does not run,
 // or that refuses the request, is a UserError.
-export async function control(name: string, req: ControlRequest, env: NodeJS.ProcessEnv = process.env): Promise<Record<string, unknown>> {
+// `onLine`: each line before the answer (a streamed exec's output), parsed.
+export async function control(name: string, req: ControlRequest, env: NodeJS.ProcessEnv = process.env, onLine?: (l: Record<string, unknown>) => void): Promise<Record<string, unknown>> {
   checkVmName(name, "VM");
   const path = socketPath(name, env);
   const line = await new Promise<string>((resolve, reject) => {
     const s = createConnection(path);
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
+    let answer: string | undefined;
     s.on("connect", () => s.write(`${JSON.stringify(req)}\n`));
-    s.on("data", (d: Buffer) => chunks.push(d));
-    s.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    s.on("data", (d: Buffer) => {
+      chunks.push(d);
+      if (!onLine || !d.includes(0x0a)) return;
+      const text = Buffer.concat(chunks);
+      const last = text.lastIndexOf(0x0a);
+      for (const l of text.subarray(0, last).toString("utf8").split("\n")) {
+        let parsed: Record<string, unknown> | undefined;
+        try {
+          parsed = JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          /* not a line of ours: the answer's check below says so */
+        }
+        // The answer (it has "ok") is the last line; it is kept for below.
+        if (parsed && !("ok" in parsed)) onLine(parsed);
+        else answer = l;
+      }
+      chunks = [text.subarray(last + 1)];
+    });
+    s.on("end", () => resolve(answer ?? Buffer.concat(chunks).toString("utf8").trim()));
     s.on("error", (e: NodeJS.ErrnoException) => {
       reject(e.code === "ENOENT" || e.code === "ECONNREFUSED"
         ? new UserError(`no VM named '${name}' is running${others(name, env)}`)
@@ -295,8 +319,14 @@ export async function listVms(env: NodeJS.ProcessEnv = process.env): Promise<VmS
   return all.filter((s): s is VmStatus => s !== undefined);
 }
 
-export async function execVm(name: string, argv: string[], opts: { stdin?: Buffer; timeoutMs?: number } = {}, env: NodeJS.ProcessEnv = process.env): Promise<ExecReply> {
+// With `onOutput` the output is streamed to it as the command runs (and the reply's is empty).
+export async function execVm(name: string, argv: string[], opts: { stdin?: Buffer; timeoutMs?: number; onOutput?: (stream: "stdout" | "stderr", data: Buffer) => void } = {}, env: NodeJS.ProcessEnv = process.env): Promise<ExecReply> {
   if (opts.stdin && opts.stdin.length > MAX_STDIN_BYTES) throw new UserError(`stdin is limited to ${MAX_STDIN_BYTES >> 20} MiB`);
-  const r = await control(name, { op: "exec", argv, stdin: opts.stdin?.toString("base64"), timeoutMs: opts.timeoutMs }, env);
+  const on = opts.onOutput;
+  const onLine = on ? (l: Record<string, unknown>): void => {
+    if (typeof l.stdout === "string") on("stdout", Buffer.from(l.stdout, "base64"));
+    else if (typeof l.stderr === "string") on("stderr", Buffer.from(l.stderr, "base64"));
+  } : undefined;
+  const r = await control(name, { op: "exec", argv, stdin: opts.stdin?.toString("base64"), timeoutMs: opts.timeoutMs, stream: on ? true : undefined }, env, onLine);
   return { status: r.exit as number, stdout: Buffer.from(r.stdout as string, "base64"), stderr: Buffer.from(r.stderr as string, "base64") };
 }

@@ -63,6 +63,16 @@ test("ringvisor exec, forward, ls and stop reach a guest that `ringvisor run --n
     for (let i = 0; i < input.length; i++) input[i] = (i * 7919) & 255;
     const sum = await ringvisor(["exec", "--stdin", "web", "--", "sha256sum"], input);
     assert.equal(sum.stdout.toString(), `${createHash("sha256").update(input).digest("hex")}  -\n`, "1 MiB of stdin arrives intact");
+    // Output arrives as the command makes it, not only at its end.
+    const slow = spawn(process.execPath, [CLI, "exec", "web", "--", "sh", "-c", "echo first; sleep 4; echo second"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const t0 = performance.now();
+    let firstAt = 0;
+    let slowOut = "";
+    slow.stdout.on("data", (d: Buffer) => { slowOut += d.toString(); if (!firstAt && slowOut.includes("first")) firstAt = performance.now(); });
+    const slowStatus = await new Promise<number | null>((r) => slow.once("exit", (code) => r(code)));
+    const endAt = performance.now();
+    assert.deepEqual([slowStatus, slowOut], [0, "first\nsecond\n"]);
+    assert.ok(firstAt > 0 && endAt - firstAt > 2500, `"first" came ${((firstAt - t0) / 1000).toFixed(1)} s in, the end ${((endAt - t0) / 1000).toFixed(1)} s in`);
     const missing = await ringvisor(["exec", "web", "--", "no-such-command"]);
     assert.equal(missing.status, 127);
 
