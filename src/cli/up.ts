@@ -420,6 +420,7 @@ class Session {
     const lines = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd());
     const keys = this.tty ? "; Ctrl-\\ next console, Ctrl-] detach and stop all VMs" : "";
     lines.push(`consoles logged in ${logDir}/<name>.log; attached: ${this.attached!.planned.spec.name}${keys}`);
+    lines.push("from another shell: ringvisor ls, ringvisor exec NAME -- CMD, ringvisor forward NAME HOST:GUEST, ringvisor stop NAME");
     for (const l of lines) process.stderr.write(`${l}\n`);
   }
 
