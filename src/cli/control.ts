@@ -5,6 +5,7 @@ import { control, execVm, listVms, MAX_STDIN_BYTES, type VmStatus } from "../hos
 import type { Forward } from "../host/net/nat.js";
 import { parseForward, positiveInt } from "./args.js";
 import { UserError } from "../errors.js";
+import { formatTable } from "./table.js";
 
 function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -41,8 +42,7 @@ export function registerControlCommands(program: Command): void {
       }
       const rows = [["NAME", "STATE", "VCPUS", "MEMORY", "VIRT", "PID", "UP", "FORWARDS"]];
       for (const v of vms) rows.push([v.name, v.state, String(v.vcpus), `${v.memMiB} MiB`, v.virt, String(v.pid), uptime(v.uptimeSeconds), forwardsText(v.forwards)]);
-      const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-      for (const r of rows) process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd()}\n`);
+      for (const line of formatTable(rows)) process.stdout.write(`${line}\n`);
     });
 
   program

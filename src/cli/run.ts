@@ -179,7 +179,7 @@ async function runCommand(opts: RunOptions): Promise<number> {
     await Promise.allSettled(backends.map((b) => b.close()));
     throw e;
   }
-  ctl.serve({ vm, nat, vcpus: opts.cpus, memMiB: opts.mem, virt: opts.virt });
+  ctl.serve({ vm, nat });
 
   const stdin = process.stdin;
   const tty = stdin.isTTY === true;

@@ -34,6 +34,7 @@ import { Nat } from "../host/net/nat.js";
 import { parseForward, parseShare, type ShareSpec } from "./args.js";
 import { Share } from "../host/share.js";
 import { ControlServer } from "../host/control.js";
+import { formatTable } from "./table.js";
 
 export const NEXT_CONSOLE = 0x1c; // Ctrl-backslash
 const MiB = 2 ** 20;
@@ -324,7 +325,7 @@ class Session {
           closeSync(fd);
           throw e;
         }
-        pl.control?.serve({ vm, nat: pl.nats?.find((n) => n !== undefined), vcpus: pl.spec.vcpus, memMiB: pl.spec.memory, virt: pl.spec.virt });
+        pl.control?.serve({ vm, nat: pl.nats?.find((n) => n !== undefined) });
         const typist = this.tty ? undefined : new Typist(vm, poweroffAtEof);
         vm.onConsoleOutput = (b) => typist?.output(b);
         guest = { planned: pl, vm, fd, logFilter: new QueryFilter(), typist, tail: Buffer.alloc(0) };
@@ -416,8 +417,7 @@ class Session {
     for (const { planned: { spec } } of this.guests) {
       rows.push([spec.name, String(spec.vcpus), `${spec.memory} MiB`, spec.virt, String(spec.weight), spec.cap === 0 ? "none" : `${spec.cap}%`, spec.dedicated ? "yes" : "no"]);
     }
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-    const lines = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd());
+    const lines = formatTable(rows);
     const keys = this.tty ? "; Ctrl-\\ next console, Ctrl-] detach and stop all VMs" : "";
     lines.push(`consoles logged in ${logDir}/<name>.log; attached: ${this.attached!.planned.spec.name}${keys}`);
     lines.push("from another shell: ringvisor ls, ringvisor exec NAME -- CMD, ringvisor forward NAME HOST:GUEST, ringvisor stop NAME");

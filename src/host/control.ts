@@ -76,9 +76,6 @@ export interface ExecReply {
 export interface ControlTarget {
   vm: Vm;
   nat?: Nat;
-  vcpus: number;
-  memMiB: number;
-  virt: string;
 }
 
 export function controlDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -166,7 +163,7 @@ export class ControlServer {
     // Answers already written still reach their clients (a `stop` is answered as the VM ends).
     for (const s of this.sockets) if (!this.answered.has(s)) s.destroy();
     try {
-      // Only our own: a VM of the same name may have started since, if this one was declared dead.
+      // The socket file, if it is still there and still a socket.
       const st = lstatSync(this.path, { throwIfNoEntry: false });
       if (st?.isSocket()) unlinkSync(this.path);
     } catch {
@@ -246,7 +243,7 @@ export class ControlServer {
   private status(): VmStatus {
     const t = this.target!;
     return {
-      name: this.name, pid: process.pid, state: t.vm.state, vcpus: t.vcpus, memMiB: t.memMiB, virt: t.virt,
+      name: this.name, pid: process.pid, state: t.vm.state, vcpus: t.vm.vcpus.length, memMiB: t.vm.memoryBytes / 2 ** 20, virt: t.vm.virt,
       uptimeSeconds: Math.round((performance.now() - this.started) / 1000), forwards: t.nat?.forwards() ?? [], agent: t.vm.vsock !== undefined,
     };
   }

@@ -29,9 +29,12 @@ function ringvisor(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: nu
   });
 }
 
-// What the control socket reads of a VM: its state, whether it has a vsock, and stop().
-function fakeVm(): Vm & { stops: string[] } {
-  const v = { name: "fake", state: "running", vsock: undefined, stops: [] as string[], stop(_s: number, why: string) { v.stops.push(why); v.state = "stopped"; } };
+// What the control socket reads of a VM: its state, size and mode, whether it has a vsock, and stop().
+function fakeVm(shape: { vcpus: number; memMiB: number; virt: string } = { vcpus: 1, memMiB: 128, virt: "trap-and-emulate" }): Vm & { stops: string[] } {
+  const v = {
+    name: "fake", state: "running", vsock: undefined, vcpus: new Array(shape.vcpus).fill(null), memoryBytes: shape.memMiB * 2 ** 20, virt: shape.virt,
+    stops: [] as string[], stop(_s: number, why: string) { v.stops.push(why); v.state = "stopped"; },
+  };
   return v as unknown as Vm & { stops: string[] };
 }
 
@@ -50,7 +53,7 @@ test("one VM per name: a live name is refused, a dead process's socket is replac
   const env = runtime();
   const a = await ControlServer.open("web", env);
   try {
-    a.serve({ vm: fakeVm(), vcpus: 2, memMiB: 256, virt: "bt" });
+    a.serve({ vm: fakeVm({ vcpus: 2, memMiB: 256, virt: "bt" }) });
     assert.equal(statSync(a.path).mode & 0o777, 0o600);
     assert.equal(statSync(join(env.XDG_RUNTIME_DIR!, "ringvisor")).mode & 0o777, 0o700);
     await assert.rejects(ControlServer.open("web", env), /a VM named 'web' is already running/);
@@ -71,7 +74,7 @@ test("one VM per name: a live name is refused, a dead process's socket is replac
   assert.equal(existsSync(path), true, "a dead socket is left behind");
   assert.deepEqual(await listVms(env), [], "a dead socket is not a running VM");
   const b = await ControlServer.open("db", env);
-  b.serve({ vm: fakeVm(), vcpus: 1, memMiB: 128, virt: "native" });
+  b.serve({ vm: fakeVm({ vcpus: 1, memMiB: 128, virt: "native" }) });
   assert.equal((await listVms(env)).length, 1);
   b.close();
 
@@ -100,7 +103,7 @@ test("hostile requests get errors, and the VM still answers; stop is answered, t
   const s = await ControlServer.open("web", env);
   const vm = fakeVm();
   try {
-    s.serve({ vm, vcpus: 1, memMiB: 128, virt: "trap-and-emulate" });
+    s.serve({ vm });
     const answer = async (line: string | Buffer): Promise<{ ok: boolean; error?: string }> => JSON.parse(await raw(s.path, line)) as { ok: boolean; error?: string };
     assert.deepEqual(await answer("not json\n"), { ok: false, error: "the request is not JSON" });
     assert.match((await answer('{"op":"format-disk"}\n')).error!, /not a request this VM understands/);
@@ -130,7 +133,7 @@ test("port forwards added and removed on a running VM's NAT; a port in use is re
   await new Promise<void>((r) => busy.listen(0, "127.0.0.1", () => r()));
   const busyPort = (busy.address() as { port: number }).port;
   try {
-    s.serve({ vm: fakeVm(), nat, vcpus: 1, memMiB: 128, virt: "trap-and-emulate" });
+    s.serve({ vm: fakeVm({ vcpus: 1, memMiB: 128, virt: "trap-and-emulate" }), nat });
     const free = await freePort();
     const added = await control("web", { op: "forward", hostPort: free, guestPort: 80 }, env);
     assert.deepEqual(added.forwards, [{ hostPort: free, guestPort: 80 }]);

@@ -389,6 +389,7 @@ export function isDebianRootName(s: string): boolean {
 export function cachedDebianRoot(env: NodeJS.ProcessEnv = process.env): { manifest: DebianRootManifest; disk: string } | undefined {
   const dir = new ImageCache(cacheRoot(env)).guestDir(DEBIAN_ROOT);
   const manifest = readRootManifest(dir);
-  const disk = manifest && join(dir, manifest.disk.file);
-  return manifest && disk && existsSync(disk) ? { manifest, disk } : undefined;
+  if (!manifest) return undefined;
+  const disk = join(dir, manifest.disk.file);
+  return existsSync(disk) ? { manifest, disk } : undefined;
 }
