@@ -35,7 +35,7 @@ import { UserError } from "../errors.js";
 import { P2m, type P2mStats } from "../vmm/p2m.js";
 import { NativeCore, TrapEmulateCore, VCpu, NO_TIMER, POOL_GROW_FRAMES, type ExecCore, type VmmExports } from "../vmm/vcpu.js";
 import { readVmmStats, type VmmStats } from "../vmm/stats.js";
-import { Vcb, VCB_BYTES, VCB_TIME_FLOOR, PENDING_SEIP, FENCE_ALL, FENCE_I, FENCE_P2M, guestTicks, hostClockMs } from "../vmm/vcb.js";
+import { PostRing, Vcb, VCB_BYTES, VCB_TIME_FLOOR, PENDING_SEIP, FENCE_ALL, FENCE_I, FENCE_P2M, guestTicks, hostClockMs } from "../vmm/vcb.js";
 import { VirtioBalloon, type BalloonHost } from "../devices/virtio/balloon.js";
 import { VirtioVsock } from "../devices/virtio/vsock.js";
 import { Virtio9p, type P9Server } from "../devices/virtio/p9.js";
@@ -142,6 +142,7 @@ export class Vm {
   readonly bus = new Bus();
   readonly uart: Uart16550;
   readonly plic: Plic;
+  private readonly posted: PostRing;
   readonly rtc: GoldfishRtc;
   // The virtio devices, in slot order, and the virtio console if there is one.
   readonly virtio: VirtioMmio[] = [];
@@ -230,11 +231,13 @@ export class Vm {
       });
       const vcbs = this.account.contiguous("vmm", Math.ceil((cfg.cpus * VCB_BYTES) / FRAME_BYTES));
       machine.mem.bytesAt(vcbs, cfg.cpus * VCB_BYTES).fill(0);
+      // The VM's ring of posted stores is in vCPU 0's block.
+      this.posted = new PostRing(machine.mem.buffer, vcbs);
       for (let i = 0; i < cfg.cpus; i++) {
         const vcb = new Vcb(machine.mem.buffer, vcbs + i * VCB_BYTES);
         vcb.ips = INITIAL_IPS;
         const core = this.core(i);
-        vcb.setPostable(this.bus.windows(), core instanceof TrapEmulateCore ? BigInt(MMIO_ALIAS) : 0n);
+        vcb.setPostable(this.bus.windows(), core instanceof TrapEmulateCore ? BigInt(MMIO_ALIAS) : 0n, vcbs);
         this.vcpus.push(new VCpu(i, core, HSM_STOPPED, vcb, vcbs + VCB_TIME_FLOOR));
       }
       this.sbi = firmware({
@@ -458,12 +461,10 @@ export class Vm {
     return n;
   }
 
-  // Applies the MMIO stores the physical CPUs posted (vcb.ts), each vCPU's in its order.
+  // Applies the MMIO stores the physical CPUs posted (vcb.ts), in the order the vCPUs made them.
   drainPosted(): void {
-    for (const v of this.vcpus) {
-      const n = v.vcb.drain((addr, size, value) => this.bus.write(addr, size as AccessSize, value));
-      if (n > 0) this.exits.set("mmio posted", (this.exits.get("mmio posted") ?? 0) + n);
-    }
+    const n = this.posted.drain((addr, size, value) => this.bus.write(addr, size as AccessSize, value));
+    if (n > 0) this.exits.set("mmio posted", (this.exits.get("mmio posted") ?? 0) + n);
   }
 
   // Serves the exit a physical CPU handed this vCPU back with (the host holds it again).

@@ -26,20 +26,31 @@ export const VCB_STIMECMP = 16; // i64: SBI set_timer's value, in guest time
 export const VCB_T0 = 24; // f64: host clock (ms since the epoch) at guest time 0
 export const VCB_IPS = 32; // f64: guest instructions per second, measured
 export const VCB_TIME_FLOOR = 40; // i64: in vCPU 0's block only: the VM's time floor (HART_TIME_FLOOR_ADDR)
-// Posted MMIO stores: a ring the worker appends to (TAIL) and the host drains (HEAD), so a store
-// to a device register costs the guest no trip to the host. Only stores that decode to a device
-// (RANGES, guest-physical [base, end)) are posted, so a store that would fault never is; loads
-// still go to the host, which drains the ring first, so each vCPU's accesses reach the devices in
-// program order.
-export const VCB_POST_HEAD = 64; // i32, written by the host
-export const VCB_POST_TAIL = 68; // i32, written by the worker
+// Posted MMIO stores: one ring per VM, in vCPU 0's block, that every physical CPU running one of
+// the VM's vCPUs appends to and the host drains (PostRing below), so a store to a device register
+// costs the guest no trip to the host. One ring for all the VM's vCPUs, not one each: a guest
+// orders its vCPUs' accesses to a device with locks (the 8250 driver's port lock around its IER
+// writes, a virtqueue's lock), and only a single order of reservation keeps that order; rings
+// drained one vCPU after another let a store made later under the lock overtake an earlier one.
+// Only stores that decode to a device (RANGES, guest-physical [base, end), the same in every
+// block) are posted, so a store that would fault never is; loads still go to the host, which
+// drains the ring first, so each vCPU's accesses reach the devices in program order.
+export const VCB_POST_HEAD = 64; // i32, in vCPU 0's block: written by the host
+export const VCB_POST_TAIL = 68; // i32, in vCPU 0's block: reserved by the workers (compare-exchange)
 export const VCB_RANGES_N = 72; // i32
+export const VCB_POST_AT = 76; // u32: byte offset in machine memory of the block holding the VM's ring
 export const VCB_MMIO_ALIAS = 80; // i64: what the executing hart adds to a guest-physical MMIO address
 export const VCB_RANGES = 96; // up to POST_RANGES pairs of i64
 export const POST_RANGES = 8;
 export const VCB_POST_RING = 256;
-export const POST_ENTRY = 16; // i64 address | size << 56, i64 value
-export const POST_SLOTS = (VCB_BYTES - VCB_POST_RING) / POST_ENTRY;
+// i64 address | size << 56, i64 value, i32 ticket + 1 once the entry is written, i32 unused
+export const POST_ENTRY = 24;
+// A power of two, so that slot = ticket & (POST_SLOTS - 1) stays right when the i32 tickets wrap.
+export const POST_SLOTS = 128;
+const POST_MASK = POST_SLOTS - 1;
+// How long the host spins on an entry a worker has reserved but not yet written before it waits.
+const POST_SPINS = 1000;
+const POST_WAIT_MS = 0.05;
 
 export const PENDING_SSIP = 1 << 1;
 export const PENDING_SEIP = 1 << 9;
@@ -101,8 +112,9 @@ export class Vcb {
     Atomics.notify(this.i32, VCB_KICK / 4);
   }
 
-  // The host: where stores may be posted (device windows) and the alias of MMIO addresses.
-  setPostable(ranges: { base: bigint; size: bigint }[], alias: bigint): void {
+  // The host: where stores may be posted (device windows), the alias of MMIO addresses, and the
+  // block that holds the VM's ring.
+  setPostable(ranges: { base: bigint; size: bigint }[], alias: bigint, ringAt: number): void {
     if (ranges.length > POST_RANGES) throw new Error(`at most ${POST_RANGES} device windows`);
     ranges.forEach((r, i) => {
       this.i64[VCB_RANGES / 8 + 2 * i] = r.base;
@@ -110,6 +122,7 @@ export class Vcb {
     });
     this.i32[VCB_RANGES_N / 4] = ranges.length;
     this.i64[VCB_MMIO_ALIAS / 8] = alias;
+    this.i32[VCB_POST_AT / 4] = ringAt | 0;
   }
 
   // The worker: posts a store if it may, and says whether it did.
@@ -118,28 +131,11 @@ export class Vcb {
     let ok = false;
     for (let i = 0; i < n && !ok; i++) ok = addr >= this.i64[VCB_RANGES / 8 + 2 * i]! && addr < this.i64[VCB_RANGES / 8 + 2 * i + 1]!;
     if (!ok) return false;
-    const tail = this.i32[VCB_POST_TAIL / 4]!;
-    if (tail - Atomics.load(this.i32, VCB_POST_HEAD / 4) >= POST_SLOTS) return false;
-    const e = (VCB_POST_RING + (tail % POST_SLOTS) * POST_ENTRY) / 8;
-    this.i64[e] = addr | (BigInt(size) << 56n);
-    this.i64[e + 1] = value;
-    Atomics.store(this.i32, VCB_POST_TAIL / 4, tail + 1);
-    return true;
+    this.ringView ??= new PostRing(this.i32.buffer as SharedArrayBuffer, this.i32[VCB_POST_AT / 4]! >>> 0);
+    return this.ringView.post(addr, size, value);
   }
 
-  // The host: hands each posted store, oldest first, to `write`.
-  drain(write: (addr: bigint, size: number, value: bigint) => void): number {
-    const tail = Atomics.load(this.i32, VCB_POST_TAIL / 4);
-    let head = this.i32[VCB_POST_HEAD / 4]!;
-    const n = tail - head;
-    for (; head !== tail; head++) {
-      const e = (VCB_POST_RING + (head % POST_SLOTS) * POST_ENTRY) / 8;
-      const a = BigInt.asUintN(64, this.i64[e]!);
-      write(a & ((1n << 56n) - 1n), Number(a >> 56n), this.i64[e + 1]!);
-      Atomics.store(this.i32, VCB_POST_HEAD / 4, head + 1);
-    }
-    return n;
-  }
+  private ringView: PostRing | undefined;
 
   get alias(): bigint {
     return this.i64[VCB_MMIO_ALIAS / 8]!;
@@ -190,4 +186,57 @@ export function guestTicks(t0Ms: number, nowMs: number, hz: number): bigint {
 // Every thread's clock, in ms since the epoch (sub-microsecond resolution).
 export function hostClockMs(): number {
   return performance.timeOrigin + performance.now();
+}
+
+// The ring of a VM's posted stores (the block at `at`, vCPU 0's). Producers are the workers that
+// run the VM's vCPUs, any number at once: each reserves a ticket by compare-exchange on TAIL, writes
+// its entry, then publishes it by storing ticket + 1 in the entry (release). The one consumer is
+// the host's main thread: it applies entries in ticket order, waiting for one reserved but not yet
+// published (a worker is between the two steps for a few instructions), and frees each slot by
+// advancing HEAD. A store the guest made after another (in its program order, or after it under
+// a lock another vCPU released) took its ticket after the other's: the ring holds them in order.
+export class PostRing {
+  private readonly i32: Int32Array;
+  private readonly i64: BigInt64Array;
+
+  constructor(buffer: SharedArrayBuffer, readonly at: number) {
+    this.i32 = new Int32Array(buffer, at, VCB_BYTES / 4);
+    this.i64 = new BigInt64Array(buffer, at, VCB_BYTES / 8);
+  }
+
+  // A worker: false when the ring is full (the store then goes to the host as an exit).
+  post(addr: bigint, size: number, value: bigint): boolean {
+    let t: number;
+    for (;;) {
+      t = Atomics.load(this.i32, VCB_POST_TAIL / 4);
+      if (((t - Atomics.load(this.i32, VCB_POST_HEAD / 4)) | 0) >= POST_SLOTS) return false;
+      if (Atomics.compareExchange(this.i32, VCB_POST_TAIL / 4, t, (t + 1) | 0) === t) break;
+    }
+    const e = VCB_POST_RING + (t & POST_MASK) * POST_ENTRY;
+    this.i64[e / 8] = addr | (BigInt(size) << 56n);
+    this.i64[e / 8 + 1] = value;
+    Atomics.store(this.i32, e / 4 + 4, (t + 1) | 0);
+    return true;
+  }
+
+  // The host: hands each posted store, oldest first, to `write`; returns how many. HEAD is read
+  // afresh for each entry and advanced before the entry is applied, so a drain that a device's
+  // write sets off from inside this one applies each entry once, and in order.
+  drain(write: (addr: bigint, size: number, value: bigint) => void): number {
+    const tail = Atomics.load(this.i32, VCB_POST_TAIL / 4);
+    let n = 0;
+    for (let head = this.i32[VCB_POST_HEAD / 4]!; ((tail - head) | 0) > 0; head = this.i32[VCB_POST_HEAD / 4]!) {
+      const e = VCB_POST_RING + (head & POST_MASK) * POST_ENTRY;
+      const ready = (head + 1) | 0;
+      for (let spins = 0, v = Atomics.load(this.i32, e / 4 + 4); v !== ready; v = Atomics.load(this.i32, e / 4 + 4)) {
+        if (++spins > POST_SPINS) Atomics.wait(this.i32, e / 4 + 4, v, POST_WAIT_MS);
+      }
+      const a = BigInt.asUintN(64, this.i64[e / 8]!);
+      const value = this.i64[e / 8 + 1]!;
+      Atomics.store(this.i32, VCB_POST_HEAD / 4, ready);
+      n++;
+      write(a & ((1n << 56n) - 1n), Number(a >> 56n), value);
+    }
+    return n;
+  }
 }

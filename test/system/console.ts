@@ -1,7 +1,8 @@
 // Driving guests booted in-process on a Host (test/system/host.test.ts, sched.test.ts,
 // smp.test.ts): a console that keeps what a VM printed, waiting for the default guest's shell
 // and typing a command at it the way a person would (only once the guest sits idle at its
-// prompt, as test/system/idle.test.ts does), with the command's output cut out of the console.
+// prompt, as test/system/idle.test.ts does), with the command's output cut out of the console;
+// and a session piped to `ringvisor run` split at the shell's prompts (linux, jit, rtc, userland).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Host } from "../../src/host/host.js";
@@ -91,4 +92,45 @@ export function sample(host: Host, vm: Vm): Sample {
     // real hart that the VMM handles.
     traps: s.cpus.reduce((n, c) => n + (c.hart.traps ?? 0) + (c.vmm?.exits ?? 0), 0),
   };
+}
+
+// A session piped to `ringvisor run` as the console printed it: the boot log, then each command
+// as the shell echoed it at its prompt ("~ # ", then the cursor position query ash sends when the
+// console is not filtered) with its output up to the next prompt, line ends as LF. A kernel log
+// line can land between a prompt and the echo of the command typed at it (printk does not know
+// where the shell's line stands); such lines are set aside in `kernel`, not taken for the command.
+export interface Step {
+  command: string;
+  output: string;
+}
+
+const PROMPT_SPLIT = /(?:^|\n)~ # (?:\x1b\[6n)?/;
+const KERNEL_LINE = /^\[\s*\d+\.\d+\] [^\n]*\n/;
+
+export function session(stdout: string): { boot: string; steps: Step[]; kernel: string[] } {
+  const parts = stdout.replace(/\r/g, "").split(PROMPT_SPLIT);
+  const boot = parts.shift() ?? "";
+  const kernel: string[] = [];
+  const steps = parts.map((part) => {
+    let p = part;
+    for (let m = KERNEL_LINE.exec(p); m; m = KERNEL_LINE.exec(p)) {
+      kernel.push(m[0].trimEnd());
+      p = p.slice(m[0].length);
+    }
+    const nl = p.indexOf("\n");
+    return nl < 0 ? { command: p, output: "" } : { command: p.slice(0, nl), output: p.slice(nl + 1) };
+  });
+  return { boot, steps, kernel };
+}
+
+// What to print when a session did not go as typed: the commands as the shell took them, and the
+// console from the first prompt on (or its tail), so that the cause is in the test's report.
+export function sessionDiag(stdout: string, status: number | null, stderr: string): string {
+  const s = session(stdout);
+  const text = stdout.replace(/\r/g, "");
+  const first = text.search(PROMPT_SPLIT);
+  const from = first < 0 ? Math.max(0, text.length - 3000) : Math.max(0, Math.min(first - 500, text.length - 6000));
+  return `status ${status}\ncommands as the shell took them: ${JSON.stringify(s.steps.map((x) => x.command))}\n` +
+    (s.kernel.length ? `kernel lines after a prompt: ${JSON.stringify(s.kernel)}\n` : "") +
+    `--- stderr:\n${stderr.slice(-3000)}\n--- stdout from ${from} of ${text.length}:\n${JSON.stringify(text.slice(from))}`;
 }

@@ -30,7 +30,7 @@ import type { Vm } from "../../src/vm/vm.js";
 import type { JitStats } from "../../src/hart/jit/cache.js";
 import { ringvisor, type CliResult } from "../helpers.js";
 import { defaultGuest } from "./guest.js";
-import { GuestConsole, command, shell, until } from "./console.js";
+import { GuestConsole, command, session, sessionDiag, shell, until } from "./console.js";
 
 const g = await defaultGuest();
 const MiB = 1 << 20;
@@ -208,13 +208,11 @@ function cliRun(args: string[]): { r: CliResult; outputs: string[]; ms: number }
   const t0 = performance.now();
   const r = ringvisor(["run", "--mem", String(MEM_MIB), ...args], [...COMMANDS, "poweroff -f"].map((c) => `${c}\n`).join(""), CLI_MS);
   const ms = performance.now() - t0;
-  const diag = `status ${r.status}\n--- stderr:\n${r.stderr}\n--- stdout tail:\n${r.stdout.slice(-3000)}`;
+  const diag = sessionDiag(r.stdout, r.status, r.stderr);
   assert.equal(r.status, 0, `ringvisor run ${args.join(" ")}: clean poweroff\n${diag}`);
-  const parts = r.stdout.replace(/\r/g, "").split(/(?:^|\n)~ # (?:\x1b\[6n)?/);
-  parts.shift();
-  const steps = parts.map((p) => { const nl = p.indexOf("\n"); return nl < 0 ? { c: p, o: "" } : { c: p.slice(0, nl), o: p.slice(nl + 1) }; });
-  assert.deepEqual(steps.map((s) => s.c), [...COMMANDS, "poweroff -f"], `each command at its own prompt\n${diag}`);
-  return { r, outputs: steps.slice(0, COMMANDS.length).map((s) => norm(s.o)), ms };
+  const { steps } = session(r.stdout);
+  assert.deepEqual(steps.map((s) => s.command), [...COMMANDS, "poweroff -f"], `each command at its own prompt\n${diag}`);
+  return { r, outputs: steps.slice(0, COMMANDS.length).map((s) => norm(s.output)), ms };
 }
 
 const TRANSLATOR_LINE = /^ {2}pCPU (\d+) translator: ([\d,]+) translations .*$/gm;

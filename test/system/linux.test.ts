@@ -15,6 +15,7 @@ import { readNewc } from "../../src/host/images/cpio.js";
 import { BOOT_COMPLETE } from "../../src/host/images/initramfs.js";
 import { CLI, ringvisor, type CliResult } from "../helpers.js";
 import { defaultGuest } from "./guest.js";
+import { session, sessionDiag } from "./console.js";
 
 const BOOT_TIMEOUT_MS = 180_000;
 const g = await defaultGuest();
@@ -30,28 +31,10 @@ function timed(args: string[], input?: string, timeoutMs = BOOT_TIMEOUT_MS): Cli
   return { ...r, ms: performance.now() - t0 };
 }
 
-// What the guest printed, split at the busybox shell prompts ("~ # ", followed by the cursor
-// position query ash sends): the boot log, then each command as the shell echoed it with the
-// output up to the next prompt.
-interface Step {
-  command: string;
-  output: string;
-}
-
-function session(stdout: string): { boot: string; steps: Step[] } {
-  const parts = stdout.replace(/\r/g, "").split(/(?:^|\n)~ # (?:\x1b\[6n)?/);
-  const boot = parts.shift() ?? "";
-  const steps = parts.map((p) => {
-    const nl = p.indexOf("\n");
-    return nl < 0 ? { command: p, output: "" } : { command: p.slice(0, nl), output: p.slice(nl + 1) };
-  });
-  return { boot, steps };
-}
-
 // Runs `commands` through piped stdin and checks that the shell took each of them, in order.
 function drive(args: string[], commands: string[]): { r: CliResult & { ms: number }; out: (command: string) => string; boot: string } {
   const r = timed(args, commands.map((c) => `${c}\n`).join(""));
-  const diag = `status ${r.status}\n--- stderr:\n${r.stderr}\n--- stdout tail:\n${r.stdout.slice(-3000)}`;
+  const diag = sessionDiag(r.stdout, r.status, r.stderr);
   assert.notEqual(r.status, null, `the run did not end within ${BOOT_TIMEOUT_MS} ms\n${diag}`);
   const s = session(r.stdout);
   assert.deepEqual(s.steps.map((x) => x.command), commands, `each command at its own prompt\n${diag}`);

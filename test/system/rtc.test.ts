@@ -12,6 +12,7 @@ import { gzipSync } from "node:zlib";
 import { writeNewc } from "../../src/host/images/cpio.js";
 import { ROOT, ringvisor, type CliResult } from "../helpers.js";
 import { defaultGuest } from "./guest.js";
+import { session, sessionDiag } from "./console.js";
 
 const BOOT_TIMEOUT_MS = 180_000;
 const g = await defaultGuest();
@@ -19,17 +20,12 @@ const HAVE_CC = spawnSync("riscv64-linux-gnu-gcc", ["--version"]).status === 0;
 const dir = mkdtempSync(join(tmpdir(), "ringvisor-rtc-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
-// The guest's console split at the busybox shell prompts ("~ # ", then the cursor position query
-// ash sends): each command as the shell echoed it, with its output up to the next prompt.
+// Runs `commands` piped to the guest's console: what each printed, by command.
 function drive(args: string[], commands: string[]): { r: CliResult; out: (command: string) => string } {
   const r = ringvisor(args, commands.map((c) => `${c}\n`).join(""), BOOT_TIMEOUT_MS);
-  const diag = `status ${r.status}\n--- stderr:\n${r.stderr}\n--- stdout tail:\n${r.stdout.slice(-3000)}`;
+  const diag = sessionDiag(r.stdout, r.status, r.stderr);
   assert.notEqual(r.status, null, `the run did not end within ${BOOT_TIMEOUT_MS} ms\n${diag}`);
-  const parts = r.stdout.replace(/\r/g, "").split(/(?:^|\n)~ # (?:\x1b\[6n)?/).slice(1);
-  const steps = parts.map((p) => {
-    const nl = p.indexOf("\n");
-    return nl < 0 ? { command: p, output: "" } : { command: p.slice(0, nl), output: p.slice(nl + 1) };
-  });
+  const { steps } = session(r.stdout);
   assert.deepEqual(steps.map((x) => x.command), commands, `each command at its own prompt\n${diag}`);
   assert.equal(r.status, 0, `clean poweroff\n${diag}`);
   return { r, out: (command) => steps.find((x) => x.command === command)!.output };

@@ -17,6 +17,7 @@ import { BOOT_COMPLETE } from "../../src/host/images/initramfs.js";
 import { VIRT_MODES } from "../../src/vm/vm.js";
 import { ROOT, ringvisor } from "../helpers.js";
 import { defaultGuest } from "./guest.js";
+import { session, sessionDiag } from "./console.js";
 
 const BOOT_TIMEOUT_MS = 240_000;
 const PROGRAM = join(ROOT, "build/linux/userland");
@@ -45,24 +46,13 @@ function initrd(): string {
   return initrdPath;
 }
 
-// The console split at the busybox prompts ("~ # ", then ash's cursor position query): the boot
-// log, then each command as the shell echoed it with its output (as in linux.test.ts).
-function session(stdout: string): { command: string; output: string }[] {
-  const parts = stdout.replace(/\r/g, "").split(/(?:^|\n)~ # (?:\x1b\[6n)?/);
-  parts.shift();
-  return parts.map((p) => {
-    const nl = p.indexOf("\n");
-    return nl < 0 ? { command: p, output: "" } : { command: p.slice(0, nl), output: p.slice(nl + 1) };
-  });
-}
-
 interface Report {
   fields: Map<string, string>;
   kernelLog: string;
 }
 
 function report(text: string, diag: string): Report {
-  const steps = session(text);
+  const { steps } = session(text);
   assert.deepEqual(steps.map((s) => s.command), COMMANDS, `each command at its own prompt\n${diag}`);
   const out = steps[0]!.output;
   assert.match(out, /^userland: done$/m, `the program ran to its end\n${diag}`);
@@ -105,7 +95,7 @@ for (const mode of VIRT_MODES) {
     const r = ringvisor(["run", "--virt", mode, "--kernel", g.kernel, "--initrd", initrd(), "--stats-json", json],
       COMMANDS.map((c) => `${c}\n`).join(""), BOOT_TIMEOUT_MS);
     const seconds = (performance.now() - t0) / 1000;
-    const diag = `status ${r.status}\n--- stderr:\n${r.stderr}\n--- stdout tail:\n${r.stdout.slice(-3000)}`;
+    const diag = sessionDiag(r.stdout, r.status, r.stderr);
     assert.equal(r.status, 0, `clean poweroff\n${diag}`);
     assert.ok(r.stdout.includes(BOOT_COMPLETE), diag);
     const rep = report(r.stdout, diag);
