@@ -29,6 +29,8 @@ export class Pcpu {
   private readonly boxF: Float64Array;
   private readonly mailbox = new SharedArrayBuffer(M.BYTES);
   private failed: ((e: Error) => void) | undefined;
+  // Ends the order in flight as the worker's notify would (poll() calls it).
+  private finishRun: (() => void) | undefined;
   // The host's: true from the moment it hands this CPU a vCPU until it has dealt with the
   // hand-back (which may be a new order at once), so no other dispatch slips in between.
   busy = false;
@@ -88,6 +90,7 @@ export class Pcpu {
       if (this.worker !== w) return; // a replaced worker's late "exit" must not fail the next run
       const f = this.failed;
       this.failed = undefined;
+      this.finishRun = undefined;
       f?.(new WorkerDied(`physical CPU ${this.index} (a worker thread) died: ${e.message}`));
     };
     w.on("error", die);
@@ -135,13 +138,34 @@ export class Pcpu {
       };
       const w = Atomics.waitAsync(b, M.STATE, M.STATE_ORDER);
       const finish = (): void => {
+        if (this.failed !== reject) return; // poll() or the notify got here first
         this.failed = undefined;
+        this.finishRun = undefined;
         resolve(b[M.RESULT]!);
       };
+      this.finishRun = finish;
       if (w.async) void w.value.then(settle);
       else finish();
     });
     return done;
+  }
+
+  // The host's poller (host.ts): notices a finished order or a rung doorbell now, rather than
+  // when the event loop delivers the worker's notify (tens of microseconds later). Whichever of
+  // the two comes first acts; the other finds nothing left to do. Returns whether it found work.
+  poll(): boolean {
+    let found = false;
+    if (Atomics.load(this.box, M.DOORBELL) !== 0) {
+      // As the doorbell's waiter does: clear the word, then drain (a post after the clear rings again).
+      Atomics.store(this.box, M.DOORBELL, 0);
+      this.onDoorbell?.();
+      found = true;
+    }
+    if (this.finishRun && Atomics.load(this.box, M.STATE) === M.STATE_DONE) {
+      this.finishRun();
+      found = true;
+    }
+    return found;
   }
 
   // Whether this worker keeps the process alive (a pending Atomics.waitAsync does not).
