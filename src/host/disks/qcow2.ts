@@ -17,9 +17,9 @@
 // one lock per image; writes into clusters the image already owns go straight to the file.
 //
 // What is refused, with a message: encryption, external data files, extended L2 entries, zstd
-// compression, internal snapshots when opening for writing, and (in this version) a refcount
-// table that would need to grow (its size is fixed at create time: with 64 KiB clusters one
-// cluster of table covers 16 TiB).
+// compression, and internal snapshots when opening for writing. The refcount table grows when the
+// file outgrows it (growRefTable: with 64 KiB clusters one cluster of table covers 16 TiB, with
+// 512-byte clusters only 8 MiB).
 import { open, type FileHandle } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { inflateRawSync } from "node:zlib";
@@ -173,9 +173,11 @@ export class Qcow2Image implements BlockBackend {
   private readonly l2Entries: number;
   private readonly l1: BigUint64Array; // host order; written through to the file
   private readonly l2Cache = new Map<number, BigUint64Array>(); // by host offset (an LRU)
-  private readonly refTable: BigUint64Array;
+  private refTable: BigUint64Array; // replaced when it grows
   private readonly refBlocks = new Map<number, Uint16Array>(); // by host offset
   private fileEnd: number; // next cluster to allocate
+  // How often the refcount table grew while this image was open.
+  refTableGrowths = 0;
   private readonly lock = new Mutex();
 
   private constructor(
@@ -428,7 +430,8 @@ export class Qcow2Image implements BlockBackend {
 
   private async refBlock(ti: number, create: boolean): Promise<{ block: Uint16Array; offset: number } | undefined> {
     if (ti >= this.refTable.length) {
-      throw new Error(`the refcount table (${this.refTable.length} entries) is full; this version does not grow it (make the image with larger clusters)`);
+      if (!create) return undefined;
+      await this.growRefTable(ti);
     }
     let offset = Number(this.refTable[ti]! & REFT_OFFSET_MASK);
     if (offset === 0) {
@@ -453,6 +456,72 @@ export class Qcow2Image implements BlockBackend {
       this.refBlocks.set(offset, block);
     }
     return { block, offset };
+  }
+
+  // The refcount table grows when a cluster beyond what it covers is counted (small clusters,
+  // a large disk). The larger table, and the refcount blocks that its own clusters need, go past
+  // the end of the file, counted; they reach stable storage before the header is pointed at them
+  // in one write; then the old table's clusters are freed. Until that write the old table is the
+  // image's: a crash leaves only clusters no table refers to, which qemu-img check reports as
+  // leaked, never a cluster in use with a count too low.
+  private async growRefTable(needTi: number): Promise<void> {
+    const cluster = this.cluster;
+    const perBlock = cluster / 2;
+    const oldLen = this.refTable.length;
+    const first = this.fileEnd / cluster; // the first new cluster
+    let tableClusters = Math.max(2 * this.h.refTableClusters, Math.ceil(((needTi + 1) * 8) / cluster));
+    let blocks: number[] = []; // the table index of each new block, in the clusters after the table
+    for (;;) {
+      const end = first + tableClusters + blocks.length;
+      const lastTi = Math.floor((end - 1) / perBlock);
+      if (lastTi >= (tableClusters * cluster) / 8) {
+        tableClusters = Math.ceil(((lastTi + 1) * 8) / cluster);
+        continue;
+      }
+      const need: number[] = [];
+      for (let ti = Math.floor(first / perBlock); ti <= lastTi; ti++) {
+        if (ti >= oldLen || (this.refTable[ti]! & REFT_OFFSET_MASK) === 0n) need.push(ti);
+      }
+      const settled = need.length === blocks.length;
+      blocks = need;
+      if (settled) break;
+    }
+    const table = new BigUint64Array((tableClusters * cluster) / 8);
+    table.set(this.refTable);
+    const fresh = new Map<number, { offset: number; block: Uint16Array }>();
+    blocks.forEach((ti, i) => {
+      const offset = (first + tableClusters + i) * cluster;
+      table[ti] = BigInt(offset);
+      fresh.set(ti, { offset, block: new Uint16Array(perBlock) });
+    });
+    const total = tableClusters + blocks.length;
+    for (let c = first; c < first + total; c++) {
+      const ti = Math.floor(c / perBlock);
+      const f = fresh.get(ti);
+      if (f) f.block[c % perBlock] = 1;
+      else await this.setRefcount(c * cluster, 1); // a block the old table has
+    }
+    this.fileEnd = (first + total) * cluster;
+    for (const { offset, block } of fresh.values()) {
+      const raw = Buffer.alloc(cluster);
+      block.forEach((n, i) => raw.writeUInt16BE(n, 2 * i));
+      await writeFull(this.fh, raw, offset);
+    }
+    const raw = Buffer.alloc(tableClusters * cluster);
+    table.forEach((e, i) => raw.writeBigUInt64BE(e, 8 * i));
+    await writeFull(this.fh, raw, first * cluster);
+    await this.fh.sync();
+    const hdr = Buffer.alloc(12); // refcount_table_offset (u64 at 48), refcount_table_clusters (u32 at 56)
+    hdr.writeBigUInt64BE(BigInt(first * cluster), 0);
+    hdr.writeUInt32BE(tableClusters, 8);
+    await writeFull(this.fh, hdr, 48);
+    const old = { offset: this.h.refTableOffset, clusters: this.h.refTableClusters };
+    this.refTable = table;
+    this.h.refTableOffset = first * cluster;
+    this.h.refTableClusters = tableClusters;
+    for (const { offset, block } of fresh.values()) this.refBlocks.set(offset, block);
+    for (let i = 0; i < old.clusters; i++) await this.setRefcount(old.offset + i * cluster, 0);
+    this.refTableGrowths++;
   }
 
   private async refcount(host: number): Promise<number> {
@@ -546,11 +615,6 @@ export async function createQcow2(path: string, o: CreateOptions): Promise<void>
   const refBlockOffset = 2 * cluster;
   const l1Offset = 3 * cluster;
   const metaClusters = 3 + l1Clusters;
-  // One cluster of refcount table covers (cluster / 8) blocks of (cluster / 2) counts: 16 TiB of
-  // host clusters at 64 KiB. It must cover the disk fully written, with every table and block.
-  const covered = (cluster / 8) * (cluster / 2);
-  const worst = metaClusters + Math.ceil(o.sizeBytes / cluster) * 2 + l1Size + Math.ceil(covered / (cluster / 2));
-  if (worst > covered) throw new UserError(`a ${o.sizeBytes}-byte disk is too large for ${cluster}-byte clusters here (the refcount table would have to grow); use larger clusters`);
   const header = Buffer.alloc(cluster);
   header.writeUInt32BE(QCOW2_MAGIC, 0);
   header.writeUInt32BE(3, 4);
