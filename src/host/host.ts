@@ -53,15 +53,16 @@ export interface HostStats {
 // other's whole slice.
 const SMP_TURN_MS = 1;
 const SHRINK_WINDOW_MS = 5_000;
+const SHRINK_BELOW_SHARE = 0.02;
 // The main thread learns that a worker handed a vCPU back or posted a store through
 // Atomics.waitAsync, which the event loop delivers 30-100 us after the worker's notify (measured
 // on a 4 KiB disk read: more than the device's own work). So for POLL_MS after any such event,
 // while some vCPU is on a physical CPU, the main thread also looks at the mailboxes itself from
 // setImmediate, between the event loop's other work (I/O completions still run: each turn
 // polls for them without blocking). A guest doing I/O exits again within that window; one that
-// computes does not, and the poller stops.
+// computes does not, and the poller stops. (What a poll finds is served by the same handlers
+// as a notify, postedOn and handedBack, and they call hot(): that is what extends the window.)
 const POLL_MS = 0.3;
-const SHRINK_BELOW_SHARE = 0.02;
 
 interface Entity {
   vm: Vm;
@@ -348,11 +349,8 @@ export class Host {
   }
 
   private readonly pollTick = (): void => {
-    let found = false;
-    for (const p of this.pcpus) if (p.poll()) found = true;
-    const now = performance.now();
-    if (found) this.pollUntil = now + POLL_MS;
-    if (!this.closed && this.running.size > 0 && now < this.pollUntil) setImmediate(this.pollTick);
+    for (const p of this.pcpus) p.poll();
+    if (!this.closed && this.running.size > 0 && performance.now() < this.pollUntil) setImmediate(this.pollTick);
     else this.polling = false;
   };
 

@@ -152,20 +152,14 @@ export class Pcpu {
 
   // The host's poller (host.ts): notices a finished order or a rung doorbell now, rather than
   // when the event loop delivers the worker's notify (tens of microseconds later). Whichever of
-  // the two comes first acts; the other finds nothing left to do. Returns whether it found work.
-  poll(): boolean {
-    let found = false;
+  // the two comes first acts; the other finds nothing left to do.
+  poll(): void {
     if (Atomics.load(this.box, M.DOORBELL) !== 0) {
       // As the doorbell's waiter does: clear the word, then drain (a post after the clear rings again).
       Atomics.store(this.box, M.DOORBELL, 0);
       this.onDoorbell?.();
-      found = true;
     }
-    if (this.finishRun && Atomics.load(this.box, M.STATE) === M.STATE_DONE) {
-      this.finishRun();
-      found = true;
-    }
-    return found;
+    if (this.finishRun && Atomics.load(this.box, M.STATE) === M.STATE_DONE) this.finishRun();
   }
 
   // Whether this worker keeps the process alive (a pending Atomics.waitAsync does not).

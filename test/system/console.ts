@@ -124,9 +124,9 @@ export function session(stdout: string): { boot: string; steps: Step[]; kernel: 
 }
 
 // What to print when a session did not go as typed: the commands as the shell took them, and the
-// console from the first prompt on (or its tail), so that the cause is in the test's report.
-export function sessionDiag(stdout: string, status: number | null, stderr: string): string {
-  const s = session(stdout);
+// console from the first prompt on (or its tail), so that the cause is in the test's report. A
+// caller that has parsed the session already passes it.
+export function sessionDiag(stdout: string, status: number | null, stderr: string, s = session(stdout)): string {
   const text = stdout.replace(/\r/g, "");
   const first = text.search(PROMPT_SPLIT);
   const from = first < 0 ? Math.max(0, text.length - 3000) : Math.max(0, Math.min(first - 500, text.length - 6000));

@@ -208,9 +208,10 @@ function cliRun(args: string[]): { r: CliResult; outputs: string[]; ms: number }
   const t0 = performance.now();
   const r = ringvisor(["run", "--mem", String(MEM_MIB), ...args], [...COMMANDS, "poweroff -f"].map((c) => `${c}\n`).join(""), CLI_MS);
   const ms = performance.now() - t0;
-  const diag = sessionDiag(r.stdout, r.status, r.stderr);
+  const sess = session(r.stdout);
+  const diag = sessionDiag(r.stdout, r.status, r.stderr, sess);
   assert.equal(r.status, 0, `ringvisor run ${args.join(" ")}: clean poweroff\n${diag}`);
-  const { steps } = session(r.stdout);
+  const { steps } = sess;
   assert.deepEqual(steps.map((s) => s.command), [...COMMANDS, "poweroff -f"], `each command at its own prompt\n${diag}`);
   return { r, outputs: steps.slice(0, COMMANDS.length).map((s) => norm(s.output)), ms };
 }

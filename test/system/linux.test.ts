@@ -34,9 +34,9 @@ function timed(args: string[], input?: string, timeoutMs = BOOT_TIMEOUT_MS): Cli
 // Runs `commands` through piped stdin and checks that the shell took each of them, in order.
 function drive(args: string[], commands: string[]): { r: CliResult & { ms: number }; out: (command: string) => string; boot: string } {
   const r = timed(args, commands.map((c) => `${c}\n`).join(""));
-  const diag = sessionDiag(r.stdout, r.status, r.stderr);
-  assert.notEqual(r.status, null, `the run did not end within ${BOOT_TIMEOUT_MS} ms\n${diag}`);
   const s = session(r.stdout);
+  const diag = sessionDiag(r.stdout, r.status, r.stderr, s);
+  assert.notEqual(r.status, null, `the run did not end within ${BOOT_TIMEOUT_MS} ms\n${diag}`);
   assert.deepEqual(s.steps.map((x) => x.command), commands, `each command at its own prompt\n${diag}`);
   const out = (command: string): string => s.steps.find((x) => x.command === command)!.output;
   return { r, out, boot: s.boot };

@@ -23,9 +23,10 @@ process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 // Runs `commands` piped to the guest's console: what each printed, by command.
 function drive(args: string[], commands: string[]): { r: CliResult; out: (command: string) => string } {
   const r = ringvisor(args, commands.map((c) => `${c}\n`).join(""), BOOT_TIMEOUT_MS);
-  const diag = sessionDiag(r.stdout, r.status, r.stderr);
+  const s = session(r.stdout);
+  const diag = sessionDiag(r.stdout, r.status, r.stderr, s);
   assert.notEqual(r.status, null, `the run did not end within ${BOOT_TIMEOUT_MS} ms\n${diag}`);
-  const { steps } = session(r.stdout);
+  const { steps } = s;
   assert.deepEqual(steps.map((x) => x.command), commands, `each command at its own prompt\n${diag}`);
   assert.equal(r.status, 0, `clean poweroff\n${diag}`);
   return { r, out: (command) => steps.find((x) => x.command === command)!.output };
